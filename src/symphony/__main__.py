@@ -1,0 +1,3 @@
+from symphony.clients._cli import main
+
+raise SystemExit(main())

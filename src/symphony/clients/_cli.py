@@ -1,0 +1,46 @@
+"""The `symphony` command line.
+
+Each room that has commands provides a module with ``register(subparsers) -> None`` that adds its
+subcommands, each setting ``func`` (``Callable[[argparse.Namespace], int]``) as a default. Those
+modules are imported only when the command line is built, and they must keep their own heavy
+imports inside the command functions: `symphony attach` must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+import symphony
+
+__all__ = ["build_parser", "main"]
+
+# Modules contributing subcommands, in the order they appear in `symphony --help`.
+_COMMAND_MODULES: tuple[str, ...] = ("symphony.clients._cli_demo",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every room's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="symphony",
+        description="Symphony: the backend daemon of an AI-first development environment.",
+    )
+    parser.add_argument("--version", action="version", version=f"symphony {symphony.__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    status: int = func(args)
+    return status
