@@ -15,15 +15,20 @@ from symphony.editor_core._exceptions import (
     UnknownRevision,
 )
 from symphony.editor_core._rope import ENCODINGS, Encoding, Rope
+from symphony.editor_core.files import DiskCheck, DiskState, FileStamp, LoadedFile
 
 __all__ = [
     "ENCODINGS",
+    "DiskCheck",
+    "DiskState",
     "EditorCoreError",
     "Encoding",
     "FileConflict",
     "FileDecodeError",
     "FileError",
+    "FileStamp",
     "InvalidEdit",
+    "LoadedFile",
     "RevisionConflict",
     "Rope",
     "UnknownRevision",
