@@ -646,7 +646,9 @@ class Rope:
             node = child
         if node.height == 0:
             return node.text[start:end]
-        return "".join(_collect(node, start, end))
+        out: list[str] = []
+        _collect(node, start, end, out)
+        return "".join(out)
 
     def chunks(self) -> Iterator[str]:
         """The text as its leaves' strings, in order, lazily."""
@@ -838,18 +840,36 @@ def _is_one_unit(root: _Node, encoding: Encoding) -> bool:
     return (root.utf8 if encoding == "utf-8" else root.utf16) == root.chars
 
 
-def _collect(node: _Node, start: int, end: int) -> Iterator[str]:
-    if node.height == 0:
-        yield node.text[start:end]
+def _collect(node: _Node, start: int, end: int, out: list[str]) -> None:
+    """Append the pieces of ``node``'s text ``start..end`` to ``out``: O(log n + pieces)."""
+    while node.height:
+        ends = node.ends_chars()
+        first = bisect_right(ends, start)
+        last = bisect_left(ends, end, first)
+        children = node.children
+        if first == last:  # one child holds the whole range: go down
+            child = children[first]
+            before = ends[first] - child.chars
+            start -= before
+            end -= before
+            node = child
+            continue
+        child = children[first]
+        _collect(child, start - (ends[first] - child.chars), child.chars, out)
+        for middle in children[first + 1 : last]:
+            _extend_leaves(middle, out)
+        child = children[last]
+        _collect(child, 0, end - (ends[last] - child.chars), out)
         return
-    pos = 0
+    out.append(node.text[start:end])
+
+
+def _extend_leaves(node: _Node, out: list[str]) -> None:
+    if node.height == 0:
+        out.append(node.text)
+        return
     for child in node.children:
-        stop = pos + child.chars
-        if stop > start and pos < end:
-            yield from _collect(child, max(0, start - pos), min(child.chars, end - pos))
-        if stop >= end:
-            return
-        pos = stop
+        _extend_leaves(child, out)
 
 
 def _same_text(a: Iterator[str], b: Iterator[str]) -> bool:
