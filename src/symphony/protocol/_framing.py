@@ -267,7 +267,7 @@ def _parse_headers(raw: bytes) -> tuple[int, Codec, RpcError | None]:
     content_type: str | None = None
     for line in text.split("\r\n"):
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
+        if not sep or not _is_token(name):
             raise RemoteProtocolError(
                 f"malformed header line {line[:80]!r}: expected 'Name: value' "
                 "(is a message body missing its Content-Length header?)"
@@ -289,6 +289,16 @@ def _parse_headers(raw: bytes) -> tuple[int, Codec, RpcError | None]:
         return length, Codec.JSON, None
     codec, error = _parse_content_type(content_type)
     return length, codec, error
+
+
+_TOKEN_CHARS: Final = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _is_token(name: str) -> bool:
+    """An HTTP field name (RFC 9110 token), which LSP header names are."""
+    return bool(name) and all(ch in _TOKEN_CHARS for ch in name)
 
 
 def _parse_content_type(value: str) -> tuple[Codec, RpcError | None]:
