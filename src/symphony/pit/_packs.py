@@ -1,0 +1,207 @@
+"""The store's files: its folder layout, and pack files written so a crash never shows half of one.
+
+Layout (``root`` is the store folder, ``.symphony/pit`` of a workspace by default)::
+
+    root/
+      pit.db, pit.db-wal, pit.db-shm   SQLite: all metadata, and chunks small enough to inline
+      objects/00 .. objects/ff/        pack files of the hot and warm tiers: <32 hex>.pack
+      archive/00 .. archive/ff/        pack files of the cold tier (the archive may live elsewhere)
+      tmp/                             packs being written; anything here is garbage after a crash
+
+A pack file is ``b"SYMPACK1"`` followed by chunk records (raw, zstd or sealed bytes); the
+database says which chunk sits at which offset. A pack is written once under ``tmp/`` (or the
+archive's ``tmp/``), flushed with ``fsync``, renamed to its final name, and the directory is
+fsynced: after a crash a pack is either whole under its final name or absent from it. Only then
+does the transaction that references it commit, so no committed metadata ever points at a pack
+that is not durable (the durability argument is in ``docs/pit.md``). A pack renamed but never
+referenced (the writer died before its commit) is an orphan that ``fsck`` reports and ``gc``
+removes once it is older than the grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Final, Literal
+
+__all__ = [
+    "PACK_HEADER",
+    "Area",
+    "Layout",
+    "PackWriter",
+    "fsync_dir",
+    "read_ranges",
+]
+
+PACK_HEADER: Final = b"SYMPACK1"
+PACK_SUFFIX: Final = ".pack"
+TMP_SUFFIX: Final = ".tmp"
+_WRITE_BUFFER: Final = 1 << 20
+
+Area = Literal["objects", "archive"]
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (new names, renames) durable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Layout:
+    """Paths of one store's files.
+
+    Invariants: pack files live in ``<area>/<first two hex digits of name>/<name>.pack``; temp
+    files live in the ``tmp`` folder next to the area they will be renamed into (same file
+    system, so the rename is atomic).
+    """
+
+    def __init__(self, root: Path, archive: Path | None = None) -> None:
+        self.root = root
+        self.db_path = root / "pit.db"
+        self.objects = root / "objects"
+        self.archive = archive if archive is not None else root / "archive"
+        self.tmp = root / "tmp"
+        # An archive elsewhere may be another file system: its temp files live inside it.
+        self._archive_tmp = self.tmp if archive is None else archive / "tmp"
+
+    def area_dir(self, area: Area) -> Path:
+        return self.objects if area == "objects" else self.archive
+
+    def tmp_dir(self, area: Area) -> Path:
+        return self.tmp if area == "objects" else self._archive_tmp
+
+    def pack_path(self, area: Area, name: str) -> Path:
+        return self.area_dir(area) / name[:2] / (name + PACK_SUFFIX)
+
+    def ensure(self) -> None:
+        """Create the folders (all 256 fan-out folders of both areas) and make them durable."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        areas: tuple[Area, ...] = ("objects", "archive")
+        for area in areas:
+            base = self.area_dir(area)
+            base.mkdir(parents=True, exist_ok=True)
+            missing = [base / f"{i:02x}" for i in range(256) if not (base / f"{i:02x}").is_dir()]
+            for sub in missing:
+                sub.mkdir(exist_ok=True)
+            if missing:
+                fsync_dir(base)
+            self.tmp_dir(area).mkdir(parents=True, exist_ok=True)
+        fsync_dir(self.root)
+
+    def iter_pack_files(self, area: Area) -> Iterator[Path]:
+        base = self.area_dir(area)
+        for i in range(256):
+            sub = base / f"{i:02x}"
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(sub):
+                    if entry.name.endswith(PACK_SUFFIX):
+                        yield Path(entry.path)
+
+    def iter_tmp_files(self) -> Iterator[Path]:
+        seen: set[Path] = set()
+        areas: tuple[Area, ...] = ("objects", "archive")
+        for area in areas:
+            tmp = self.tmp_dir(area)
+            if tmp in seen:
+                continue
+            seen.add(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(tmp):
+                    if entry.is_file():
+                        yield Path(entry.path)
+
+
+class PackWriter:
+    """Writes one pack file: `append` records, then `finish` (durable) or `discard`.
+
+    Invariant: until `finish` returns, the pack exists only under ``tmp/``; after, it exists
+    whole under its final name.
+    """
+
+    def __init__(self, layout: Layout, area: Area = "objects") -> None:
+        self.layout = layout
+        self.area: Area = area
+        self.name = secrets.token_hex(16)
+        self._tmp = layout.tmp_dir(area) / (self.name + TMP_SUFFIX)
+        self._file: BinaryIO | None = open(self._tmp, "xb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._file.write(PACK_HEADER)
+        self.size = len(PACK_HEADER)
+
+    @property
+    def path(self) -> Path:
+        return self.layout.pack_path(self.area, self.name)
+
+    def append(self, record: bytes) -> int:
+        """Append one stored chunk record; return its offset in the pack."""
+        assert self._file is not None, "pack already finished"
+        offset = self.size
+        self._file.write(record)
+        self.size += len(record)
+        return offset
+
+    def finish(self) -> Path:
+        """Flush, fsync, rename into place and fsync the directory; return the final path."""
+        assert self._file is not None, "pack already finished"
+        file, self._file = self._file, None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        finally:
+            file.close()
+        final = self.path
+        os.rename(self._tmp, final)
+        fsync_dir(final.parent)
+        return final
+
+    def discard(self) -> None:
+        """Drop the pack: close and remove the temp file (or the final file if finished)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def read_ranges(path: Path, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
+    """The bytes at ``(offset, length)`` ranges of a file, read with one open.
+
+    Adjacent ranges (a blob written by one put sits contiguously in its pack) are read with one
+    ``pread`` and split, so reading a 10 MB blob costs a few syscalls, not one per chunk.
+    Raises ``FileNotFoundError`` if the file is gone, ``EOFError`` if it is too short.
+    """
+    wanted = list(ranges)
+    out: list[bytes] = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        i = 0
+        while i < len(wanted):
+            start, length = wanted[i]
+            j = i + 1
+            end = start + length
+            while j < len(wanted) and wanted[j][0] == end:
+                end += wanted[j][1]
+                j += 1
+            data = os.pread(fd, end - start, start)
+            if len(data) != end - start:
+                raise EOFError(f"{path}: {len(data)} bytes at offset {start}, wanted {end - start}")
+            if j == i + 1:
+                out.append(data)
+            else:
+                view = memoryview(data)
+                pos = 0
+                for _, part in wanted[i:j]:
+                    out.append(bytes(view[pos : pos + part]))
+                    pos += part
+            i = j
+    finally:
+        os.close(fd)
+    return out
