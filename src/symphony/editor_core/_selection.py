@@ -21,8 +21,9 @@ When the text changes, every offset is *mapped* through the batch (the ascending
 A non-empty selection maps its start with ``AFTER`` and its end with ``BEFORE``, so text inserted
 at its edges stays outside it; when both ends fell strictly inside one replaced range its text is
 gone, and it becomes a cursor placed by the set's bias. After mapping, selections that overlap (or
-a cursor touching another selection) merge into one, keeping the primary's direction; the merged
-selection is primary if any part was.
+a cursor touching another selection, which joins the one before it) merge into one, keeping the
+direction of the primary or else of the first non-empty selection; the merged selection is
+primary if any part was.
 """
 
 from __future__ import annotations
@@ -268,9 +269,10 @@ def _normalize(given: list[Selection], primary: int) -> tuple[tuple[Selection, .
         end = max(s.end for s in members)
         if primary in group:
             out_primary = len(out)
-            backward = given[primary].backward
-        else:
-            backward = next((s.backward for s in members if not s.empty), False)
+        # A cursor has no direction: the primary's, if it is a range, else the first range's.
+        ranges = [given[i] for i in group if not given[i].empty]
+        lead = given[primary] if primary in group and not given[primary].empty else None
+        backward = (lead or ranges[0]).backward if ranges else False
         out.append(Selection(end, start) if backward else Selection(start, end))
 
     group_end = -1
