@@ -28,27 +28,20 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import symphony
 from symphony.protocol import PositionEncoding
 from symphony.server._connection import Connection, Limits
-from symphony.server._discovery import (
-    DiscoveryInfo,
-    default_unix_path,
-    discovery_path,
-    read_discovery,
-    remove_discovery,
-    runtime_dir,
-    write_discovery,
-)
 from symphony.server._events import EventBus, SharedNotification
 from symphony.server._exceptions import AlreadyRunning, ConfigError
-from symphony.server._listeners import Listener, parse_address, start_tcp, start_unix, start_ws
 from symphony.server._logging import LogFormat, configure_logging, get_logger
 from symphony.server._routes import RouteTable
 from symphony.server._services import Services
 from symphony.server._transports import Transport, open_stdio
+
+if TYPE_CHECKING:
+    from symphony.server._listeners import Listener
 
 __all__ = ["Daemon", "ServeOptions", "serve"]
 
@@ -251,6 +244,18 @@ class Daemon:
                 await self._shut_down()
 
     async def _start_listeners(self) -> None:
+        # Imported here: an editor-spawned --stdio daemon never listens, and its startup must be
+        # fast (initialize answered within 400 ms of spawn).
+        from symphony.server._discovery import (
+            DiscoveryInfo,
+            default_unix_path,
+            discovery_path,
+            read_discovery,
+            runtime_dir,
+            write_discovery,
+        )
+        from symphony.server._listeners import parse_address, start_tcp, start_unix, start_ws
+
         options = self.options
         directory = Path(options.runtime_dir) if options.runtime_dir else runtime_dir()
         running = read_discovery(self.workspace, directory=directory)
@@ -312,6 +317,8 @@ class Daemon:
 
     def _cleanup_files(self) -> None:
         if self._discovery_file is not None:
+            from symphony.server._discovery import remove_discovery
+
             remove_discovery(self._discovery_file, os.getpid())
         for listener in self._listeners:
             if listener.path is not None:

@@ -207,11 +207,14 @@ class WebSocketTransport(Transport):
 class _Pipe:
     """One direction of an in-memory pipe, with a high-water mark like a socket buffer's.
 
-    Invariant: ``size`` is the number of bytes in ``chunks``.
+    Chunks are ``bytes``, or ``str`` for the text messages of an unframed pipe (a WebSocket's
+    text frames).
+
+    Invariant: ``size`` is the total length of ``chunks``.
     """
 
     def __init__(self, high_water: int) -> None:
-        self.chunks: deque[bytes] = deque()
+        self.chunks: deque[bytes | str] = deque()
         self.size = 0
         self.high_water = high_water
         self.closed = False
@@ -219,7 +222,7 @@ class _Pipe:
         self._writable = asyncio.Event()
         self._writable.set()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | str) -> None:
         if self.closed:
             raise TransportClosed("in-memory pipe is closed")
         if data:
@@ -232,7 +235,7 @@ class _Pipe:
     async def wait_writable(self) -> None:
         await self._writable.wait()
 
-    async def read(self, *, one: bool = False) -> bytes | None:
+    async def read(self, *, one: bool = False) -> bytes | str | None:
         """All buffered bytes (or, with ``one``, the oldest message); ``None`` once closed."""
         while not self.chunks:
             if self.closed:
@@ -243,7 +246,7 @@ class _Pipe:
             data = self.chunks.popleft()
             self.size -= len(data)
         else:
-            data = b"".join(self.chunks)
+            data = b"".join(c if isinstance(c, bytes) else c.encode() for c in self.chunks)
             self.chunks.clear()
             self.size = 0
         if self.size <= self.high_water:
@@ -276,7 +279,7 @@ class MemoryTransport(Transport):
         return await self._to_server.read(one=not self.framed)
 
     async def send(self, data: bytes, *, text: bool = True) -> None:
-        self._to_client.write(data)
+        self._to_client.write(data.decode() if text and not self.framed else data)
         await self._to_client.wait_writable()
         if self._to_client.closed:
             raise TransportClosed("in-memory peer went away")
@@ -304,11 +307,11 @@ class MemoryPeer:
         self._in = incoming
         self._framed = framed
 
-    def send(self, data: bytes) -> None:
-        """Send bytes (framed) or one message (unframed) to the server."""
+    def send(self, data: bytes | str) -> None:
+        """Send bytes (framed) or one message (unframed: ``str`` is a text frame) to the server."""
         self._out.write(data)
 
-    async def receive(self) -> bytes | None:
+    async def receive(self) -> bytes | str | None:
         """Framed: every byte the server sent since the last call. Unframed: one message.
         ``None`` once the server closed and everything was read."""
         return await self._in.read(one=not self._framed)
