@@ -5,8 +5,9 @@ the same codec (so a msgpack client never sees JSON). WebSocket maps the codec t
 text frames carry JSON, binary frames carry msgpack.
 
 The standard library's ``json`` is the JSON codec: it is what every Python has, and no faster
-JSON package is a dependency of Symphony. We encode through one preconfigured ``JSONEncoder``
-because ``json.dumps`` with non-default keyword arguments builds a new encoder on every call.
+JSON package is a dependency of Symphony. Both directions skip the per-call set-up of the public
+API (``JSONEncoder.encode`` builds a new C encoder on every call; ``decode`` runs two regexes):
+that set-up costs more than the work on a typical small message.
 msgpack is imported on first use: a JSON-only session (every LSP editor) never pays for it.
 """
 
@@ -37,7 +38,43 @@ class Codec(enum.Enum):
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 # The fallback for strings holding lone surrogates (valid in a JSON \\u escape, not in UTF-8).
 _ASCII_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-_json_loads: Final = json.loads
+
+
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# The C encoder, built once: JSONEncoder.encode builds a new one on every call, which costs more
+# than encoding a small message. No circular-reference markers: a cycle ends in RecursionError.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Final = (
+    _c_make_encoder(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    if _c_make_encoder is not None
+    else None
+)
+_DECODER: Final = json.JSONDecoder()
+_raw_decode: Final = _DECODER.raw_decode
+
+
+def _encode_json(obj: Any) -> str:
+    if _C_ENCODE is None:
+        return _ENCODER.encode(obj)
+    return "".join(_C_ENCODE(obj, 0))
+
+
+def _decode_json(text: str) -> Any:
+    # raw_decode skips decode()'s two whitespace regex matches; what it refuses (leading
+    # whitespace, trailing data) goes through decode() for the exact behaviour and message.
+    try:
+        obj, end = _raw_decode(text)
+    except ValueError:
+        return _DECODER.decode(text)
+    if end != len(text) and text[end:].strip():
+        return _DECODER.decode(text)
+    return obj
+
 
 _msgpack: Any = None
 
@@ -55,7 +92,7 @@ def decode_body(body: bytes | bytearray | str, codec: Codec) -> Any:
     """The Python value of a message body. Raises ``ParseError`` for anything undecodable."""
     if codec is Codec.JSON:
         try:
-            return _json_loads(body)
+            return _decode_json(body if isinstance(body, str) else body.decode("utf-8"))
         except RecursionError:
             raise ParseError("JSON nested too deeply") from None
         except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError
@@ -75,7 +112,7 @@ def encode_body(obj: Any, codec: Codec) -> bytes:
     """The body bytes for a JSON-compatible value. Raises ``LocalProtocolError`` if it is not."""
     if codec is Codec.JSON:
         try:
-            return _ENCODER.encode(obj).encode("utf-8")
+            return _encode_json(obj).encode("utf-8")
         except UnicodeEncodeError:
             return _ASCII_ENCODER.encode(obj).encode("ascii")
         except (TypeError, ValueError, RecursionError) as exc:

@@ -61,6 +61,11 @@ class StreamConnection:
     def max_message_size(self) -> int:
         return self._framer.max_message_size
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as messages (more pipelined input waiting)."""
+        return self._framer.buffered
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Add bytes read from the peer; ``b""`` means EOF. Never parses (that is next_message)."""
         self._framer.receive_data(data)

@@ -101,7 +101,7 @@ CLOSED: Final = Closed()
 class Frame:
     """One message body, cut out of the stream, and the codec its ``Content-Type`` names."""
 
-    body: bytes
+    body: bytes | bytearray
     codec: Codec
 
 
@@ -199,7 +199,7 @@ class Framer:
                 return self._at_eof()
             if end - self._pos > MAX_HEADER_SIZE:
                 raise RemoteProtocolError(f"header part longer than {MAX_HEADER_SIZE} bytes")
-            length, codec, codec_error = _parse_headers(bytes(self._buf[self._pos : end]))
+            length, codec, codec_error = _parse_headers(self._buf[self._pos : end])
             self._pos = end + len(_TERMINATOR)
             if length > self.max_message_size:
                 # The length is known, so the stream stays in sync: drop that many bytes as they
@@ -220,7 +220,7 @@ class Framer:
         if self.buffered < length:
             return self._at_eof()
         start = self._pos
-        body = bytes(self._buf[start : start + length])
+        body = self._buf[start : start + length]  # one copy; decoders take a bytearray
         self._pos = start + length
         self._body_length = None
         self._compact()
@@ -253,8 +253,17 @@ class Framer:
             self._pos = 0
 
 
-def _parse_headers(raw: bytes) -> tuple[int, Codec, RpcError | None]:
+_FAST_PREFIX: Final = b"Content-Length: "
+_FAST_PREFIX_LEN: Final = len(_FAST_PREFIX)
+
+
+def _parse_headers(raw: bytes | bytearray) -> tuple[int, Codec, RpcError | None]:
     """Content-Length, the codec, and an error to answer with if the Content-Type is unusable."""
+    # Fast path: almost every message carries exactly one header, spelled exactly so.
+    if raw.startswith(_FAST_PREFIX):
+        digits = raw[_FAST_PREFIX_LEN:]
+        if digits.isdigit() and len(digits) < 20:
+            return int(digits), Codec.JSON, None
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

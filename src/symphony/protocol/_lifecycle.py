@@ -136,35 +136,67 @@ _INITIALIZE_OUTCOME: Final[dict[tuple[State, bool], State]] = {
 }
 
 
+def _compile() -> dict[State, tuple[dict[str, Rule], Rule, dict[str, Rule], Rule]]:
+    """The table per state: (request rules by method, default; notification rules, default).
+
+    Looked up on every message, so by plain strings: hashing an Enum key runs Python code.
+    """
+    compiled = {}
+    for state in State:
+        tables: dict[Kind, dict[str, Rule]] = {Kind.REQUEST: {}, Kind.NOTIFICATION: {}}
+        for (row_state, kind, method), rule in _TABLE.items():
+            if row_state is state:
+                tables[kind][method] = rule
+        requests, notes = tables[Kind.REQUEST], tables[Kind.NOTIFICATION]
+        compiled[state] = (requests, requests.pop(_ANY), notes, notes.pop(_ANY))
+    return compiled
+
+
+_COMPILED: Final = _compile()
+
+
 class Lifecycle:
     """One session's lifecycle state. Sans-IO: it decides, the server acts.
 
     Invariants:
       - ``state`` changes only through ``receive`` and ``initialize_finished``, as ``_TABLE`` and
-        ``_INITIALIZE_OUTCOME`` say.
+        ``_INITIALIZE_OUTCOME`` say; ``_rules`` is always ``_COMPILED[state]``.
       - ``shutdown_received`` is True once a ``shutdown`` request was dispatched, and stays True.
     """
 
-    __slots__ = ("shutdown_received", "state")
+    __slots__ = ("_rules", "_state", "shutdown_received")
 
     def __init__(self) -> None:
-        self.state = State.UNINITIALIZED
+        self._state = State.UNINITIALIZED
+        self._rules = _COMPILED[self._state]
         self.shutdown_received = False
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def _move(self, state: State) -> None:
+        self._state = state
+        self._rules = _COMPILED[state]
 
     def receive(self, kind: Kind, method: str) -> Rule:
         """The rule for one incoming call; moves to the rule's next state if it dispatches."""
-        rule = _TABLE.get((self.state, kind, method)) or _TABLE[(self.state, kind, _ANY)]
+        requests, request_default, notes, note_default = self._rules
+        if kind is Kind.REQUEST:
+            rule = requests.get(method) or request_default
+        else:
+            rule = notes.get(method) or note_default
         if rule.next_state is not None:
             if rule.next_state is State.SHUTDOWN:
                 self.shutdown_received = True
-            self.state = rule.next_state
+            self._move(rule.next_state)
         return rule
 
     def initialize_finished(self, succeeded: bool) -> None:
         """Record the outcome of ``initialize``: its result was sent, or it failed."""
-        next_state = _INITIALIZE_OUTCOME.get((self.state, succeeded))
+        next_state = _INITIALIZE_OUTCOME.get((self._state, succeeded))
         if next_state is not None:
-            self.state = next_state
+            self._move(next_state)
 
     @property
     def exit_status(self) -> int:
@@ -172,7 +204,7 @@ class Lifecycle:
         return 0 if self.shutdown_received else 1
 
     def __repr__(self) -> str:
-        return f"Lifecycle({self.state.value})"
+        return f"Lifecycle({self._state.value})"
 
 
 def negotiate_position_encoding(offered: Sequence[str] | None) -> PositionEncoding:

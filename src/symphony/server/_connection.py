@@ -88,7 +88,7 @@ from symphony.protocol import (
 )
 from symphony.server._context import RequestContext
 from symphony.server._events import Event, SharedNotification, Subscription
-from symphony.server._exceptions import TransportClosed
+from symphony.server._exceptions import RouteError, TransportClosed
 from symphony.server._session import Session
 
 if TYPE_CHECKING:
@@ -158,6 +158,7 @@ class Connection:
         self._subscription: Subscription | None = None
         self._client_requests: dict[Id, asyncio.Future[Any]] = {}
         self._next_client_request = 0
+        self._stream: StreamConnection | None = None
 
     # -- the connection's life -------------------------------------------------------------------
 
@@ -247,7 +248,7 @@ class Connection:
             self._finish("internal error in the reader", 0.0)
 
     async def _read_stream(self) -> None:
-        stream = StreamConnection(max_message_size=self.limits.max_message_size)
+        stream = self._stream = StreamConnection(max_message_size=self.limits.max_message_size)
         receive = self.transport.receive
         dispatch = self._dispatch
         while True:
@@ -338,10 +339,21 @@ class Connection:
             self._send(prepared, codec)
             return
         route, params = prepared  # type: ignore[misc]
+        if route.inline:
+            reply = self._execute_inline(request, route, params)
+            # Write now if nothing else will be written this turn (a sequential client);
+            # otherwise the writer joins this reply with the others into one write.
+            immediate = not self._inflight and not self._more_input()
+            self._send(reply, codec, immediate=immediate)
+            return
         await self._slots.acquire()
         assert self._tg is not None
         task = self._tg.create_task(self._respond(request, route, params, codec))
         self._track(task, request, codec, standalone=True)
+
+    def _more_input(self) -> bool:
+        """Whether more received bytes wait to be parsed (pipelined requests)."""
+        return self._stream is not None and self._stream.buffered > 0
 
     def _track(
         self, task: asyncio.Task[Any], request: Request, codec: Codec, *, standalone: bool
@@ -371,7 +383,11 @@ class Connection:
     async def _respond(
         self, request: Request, route: Route, params: BaseModel, codec: Codec
     ) -> None:
-        self._send(await self._execute(request, route, params), codec)
+        reply = await self._execute(request, route, params)
+        # The only request in flight: nothing else will be written this turn, so write now
+        # instead of waking the writer (one loop iteration less per sequential round trip).
+        # With several in flight, replies wait for the writer, which joins them into one write.
+        self._send(reply, codec, immediate=len(self._inflight) <= 1)
 
     async def _execute(
         self, request: Request, route: Route, params: BaseModel
@@ -382,7 +398,7 @@ class Connection:
         reply: Response | ErrorResponse
         try:
             result = await route.handler(RequestContext(self, request.method, request.id), params)
-            reply = Response(request.id, route.dump_result(result))
+            reply = self._ok(request, route, result)
         except RpcError as exc:
             reply = ErrorResponse.from_exception(request.id, exc)
         except asyncio.CancelledError:
@@ -391,6 +407,45 @@ class Connection:
             reply = self._cancelled_reply(request)
         except Exception as exc:
             reply = self._internal_error(request, exc)
+        return self._finish_reply(request, reply, started)
+
+    def _execute_inline(
+        self, request: Request, route: Route, params: BaseModel
+    ) -> Response | ErrorResponse:
+        """Run an ``inline`` route's handler to completion right here, in the reader: no task,
+        no loop iteration. Its coroutine must finish without suspending; one that awaits is
+        stopped at that await and answered -32603 (it is a routing bug, logged as such)."""
+        started = time.perf_counter() if self.session.trace != "off" else 0.0
+        reply: Response | ErrorResponse
+        coro = route.handler(RequestContext(self, request.method, request.id), params)
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            reply = self._ok(request, route, done.value)
+        except RpcError as exc:
+            reply = ErrorResponse.from_exception(request.id, exc)
+        except Exception as exc:
+            reply = self._internal_error(request, exc)
+        else:
+            coro.close()
+            reply = self._internal_error(
+                request,
+                RouteError(
+                    f"{route.method} is routed inline=True but its handler awaited; "
+                    "route it without inline, or remove the await"
+                ),
+            )
+        return self._finish_reply(request, reply, started)
+
+    def _ok(self, request: Request, route: Route, result: Any) -> Response | ErrorResponse:
+        try:
+            return Response(request.id, route.dump_result(result))
+        except Exception as exc:
+            return self._internal_error(request, exc)
+
+    def _finish_reply(
+        self, request: Request, reply: Response | ErrorResponse, started: float
+    ) -> Response | ErrorResponse:
         if request.method == "initialize":
             self.session.lifecycle.initialize_finished(type(reply) is Response)
         if started:
@@ -462,7 +517,10 @@ class Connection:
                     replies.append(prepared)
                 elif prepared is not None:
                     route, params = prepared  # type: ignore[misc]
-                    work.append((item, route, params))  # type: ignore[arg-type]
+                    if route.inline:
+                        replies.append(self._execute_inline(item, route, params))  # type: ignore[arg-type]
+                    else:
+                        work.append((item, route, params))  # type: ignore[arg-type]
             elif kind is Notification:
                 await self._on_notification(item)  # type: ignore[arg-type]
             elif kind is Invalid:
@@ -556,7 +614,9 @@ class Connection:
             self.session.topics = list(self._subscription.patterns)
         return self.session.topics
 
-    def _send(self, message: Message | list[Message], codec: Codec) -> None:
+    def _send(
+        self, message: Message | list[Message], codec: Codec, *, immediate: bool = False
+    ) -> None:
         if isinstance(message, list):
             # A batch reply: encode item by item, so one unencodable result costs only itself.
             body = (
@@ -566,7 +626,8 @@ class Connection:
             )
         else:
             body = self._encode_one(message, codec)
-        self._enqueue(frame(body, codec) if self._framed else body, codec is Codec.JSON, False)
+        data = frame(body, codec) if self._framed else body
+        self._enqueue(data, codec is Codec.JSON, False, immediate)
 
     def _encode_one(self, message: Message, codec: Codec) -> bytes:
         try:
@@ -597,7 +658,7 @@ class Connection:
                     fixed.append(fallback)
             return encode_message(fixed, codec)
 
-    def _enqueue(self, data: bytes, text: bool, droppable: bool) -> bool:
+    def _enqueue(self, data: bytes, text: bool, droppable: bool, immediate: bool = False) -> bool:
         if self._writes_closed:
             return False
         pending = self._queued + self.transport.write_buffer_size()
@@ -613,6 +674,8 @@ class Connection:
         elif pending + len(data) > self.limits.max_write_buffer:
             self._abort(f"slow reader: {pending + len(data)} bytes would be waiting for it")
             return False
+        if immediate and not self._outbox and self.transport.write_nowait(data, text=text):
+            return True  # the pipe was idle: written now, no hop through the writer task
         self._outbox.append((data, text, droppable))
         self._queued += len(data)
         if droppable:

@@ -66,6 +66,14 @@ class Transport(abc.ABC):
         """Write ``data`` (a frame's worth of bytes, or one message: ``text`` picks a WebSocket
         text or binary frame). Raises ``TransportClosed`` if the peer is gone."""
 
+    def write_nowait(self, data: bytes, *, text: bool = True) -> bool:
+        """Write ``data`` right now if that cannot block (nothing buffered, not closing).
+
+        Returns False when the caller must go through ``send`` instead. The connection uses it
+        to answer without a hop through its writer task when the pipe is idle.
+        """
+        return False
+
     @abc.abstractmethod
     def write_buffer_size(self) -> int:
         """Bytes handed to ``send`` that the peer has not taken yet (as far as we can tell)."""
@@ -120,6 +128,13 @@ class StreamTransport(Transport):
         except (ConnectionError, OSError, RuntimeError) as exc:
             # RuntimeError: asyncio refuses to write to a transport that is closing.
             raise TransportClosed(f"{self.kind} peer {self.peer} went away: {exc}") from exc
+
+    def write_nowait(self, data: bytes, *, text: bool = True) -> bool:
+        transport = self._writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        transport.write(data)
+        return True
 
     def write_buffer_size(self) -> int:
         return self._writer.transport.get_write_buffer_size()
@@ -283,6 +298,13 @@ class MemoryTransport(Transport):
         await self._to_client.wait_writable()
         if self._to_client.closed:
             raise TransportClosed("in-memory peer went away")
+
+    def write_nowait(self, data: bytes, *, text: bool = True) -> bool:
+        pipe = self._to_client
+        if pipe.closed or pipe.size:
+            return False
+        pipe.write(data.decode() if text and not self.framed else data)
+        return True
 
     def write_buffer_size(self) -> int:
         return self._to_client.size
