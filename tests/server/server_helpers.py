@@ -192,6 +192,13 @@ class BlockingClient:
             with contextlib.suppress(OSError):
                 end.close()
 
+    def close_write(self) -> None:
+        """Half-close: the daemon sees EOF but can still answer."""
+        if isinstance(self._writer, socket.socket):
+            self._writer.shutdown(socket.SHUT_WR)
+        else:
+            self._writer.close()
+
     def send_bytes(self, data: bytes) -> None:
         if isinstance(self._writer, socket.socket):
             self._writer.sendall(data)
@@ -267,12 +274,29 @@ SERVE = [sys.executable, "-m", "symphony.server"]
 class DaemonProcess:
     """A real daemon subprocess; its JSON log lines are collected from stderr by a thread."""
 
-    def __init__(self, args: list[str], *, runtime_dir: Path, workspace: Path, stdio: bool = False):
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        runtime_dir: Path,
+        workspace: Path,
+        stdio: bool = False,
+        python_flags: tuple[str, ...] = (),
+    ):
         env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime_dir), "PYTHONUNBUFFERED": "1"}
         env.pop("SYMPHONY_TOKEN", None)
         self.spawned_at = time.perf_counter()
         self.proc = subprocess.Popen(
-            [*SERVE, "--workspace", str(workspace), "--log-format", "json", *args],
+            [
+                sys.executable,
+                *python_flags,
+                *SERVE[1:],
+                "--workspace",
+                str(workspace),
+                "--log-format",
+                "json",
+                *args,
+            ],
             stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
             stdout=subprocess.PIPE if stdio else subprocess.DEVNULL,
             stderr=subprocess.PIPE,

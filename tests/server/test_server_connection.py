@@ -523,3 +523,21 @@ async def test_websocket_style_transport_one_message_per_frame() -> None:
         assert event is not None
         assert isinstance(event.message, ErrorResponse)
         assert event.message.code == -32700
+
+
+async def test_an_inline_handler_that_awaits_is_stopped_and_named() -> None:
+    async def awaits(ctx: RequestContext, params: PingParams) -> PingResult:
+        await asyncio.sleep(0)
+        return PingResult(data="unreachable")
+
+    spec = RequestSpec("test/awaits", PingParams, PingResult, "an inline handler that awaits")
+    routes = TEST_ROUTES.with_routes(route(spec, awaits, inline=True))
+    async with connect(Daemon(ServeOptions(), routes=routes)) as c:
+        await c.initialize()
+        with capture_logs() as logs:
+            reply = await c.call("test/awaits")
+        assert isinstance(reply, ErrorResponse)
+        assert reply.code == -32603
+        failure = next(e for e in logs if e.get("log_id") == reply.data["logId"])
+        assert "routed inline=True but its handler awaited" in str(failure["exc_info"])
+        assert (await c.result("symphony/ping", {"data": 1})) == {"data": 1}
