@@ -102,6 +102,24 @@ def test_stdio_exit_without_shutdown_is_status_1(dirs: tuple[Path, Path]) -> Non
         daemon.kill()
 
 
+def test_stdio_logs_to_a_file_and_never_to_stdout(dirs: tuple[Path, Path]) -> None:
+    log_file = dirs[1] / "daemon.log"
+    daemon = stdio_daemon(dirs, "--log-file", str(log_file), "--log-level", "debug")
+    try:
+        client = daemon.stdio_client()
+        client.initialize()
+        assert client.result("shutdown") is None
+        client.send(Notification("exit"))
+        assert daemon.wait() == 0
+        assert client.next() is None  # nothing but protocol ever came on stdout
+    finally:
+        daemon.kill()
+    events = [json.loads(line)["event"] for line in log_file.read_text().splitlines()]
+    assert events[0] == "ready"
+    assert events[-1] == "stopped"
+    assert not [line for line in daemon.stderr_lines if line.startswith("{")]
+
+
 def test_stdio_eof_after_a_request_still_gets_the_answer(dirs: tuple[Path, Path]) -> None:
     daemon = stdio_daemon(dirs)
     try:

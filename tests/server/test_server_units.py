@@ -336,3 +336,63 @@ def test_websocket_handshake_tokens() -> None:
         == "t1"
     )
     assert handshake_token(request()) is None
+
+
+# -- the serve command -----------------------------------------------------------------------------
+
+
+def test_serve_registers_as_a_subcommand_with_the_issue_flags() -> None:
+    import argparse
+
+    from symphony.clients import _cli_serve
+
+    parser = argparse.ArgumentParser(prog="symphony")
+    _cli_serve.register(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "serve",
+            "--stdio",
+            "--tcp",
+            ":7420",
+            "--unix",
+            "--ws",
+            "127.0.0.1:7421",
+            "--log-file",
+            "x.log",
+            "--log-level",
+            "debug",
+            "--log-format",
+            "console",
+            "--allow-remote",
+            "--workspace",
+            "/w",
+        ]
+    )
+    assert args.func is _cli_serve.run
+    assert (args.stdio, args.tcp, args.unix, args.ws) == (True, ":7420", "", "127.0.0.1:7421")
+    assert (args.log_file, args.log_level, args.log_format) == ("x.log", "debug", "console")
+    assert args.allow_remote
+    assert parser.parse_args(["serve", "--unix", "/tmp/s.sock"]).unix == "/tmp/s.sock"
+    assert parser.parse_args(["serve"]).unix is None
+
+
+def test_logging_goes_to_a_file_as_json_lines(tmp_path: Path) -> None:
+    import structlog
+
+    from symphony.server import configure_logging, get_logger
+
+    log_file = tmp_path / "daemon.log"
+    stream = configure_logging("info", "json", str(log_file))
+    try:
+        log = get_logger("symphony.test")
+        log.debug("hidden")
+        log.info("shown", answer=42)
+        stream.flush()
+        lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+        assert [(e["event"], e["answer"], e["level"]) for e in lines] == [("shown", 42, "info")]
+        assert lines[0]["logger"] == "symphony.test"
+    finally:
+        stream.close()
+        structlog.reset_defaults()
+    with pytest.raises(ValueError, match="unknown log level"):
+        configure_logging("loud")

@@ -32,6 +32,10 @@ __all__ = [
     "BUFFER_UNDO",
     "BUFFER_UNSUBSCRIBE",
     "CANCEL_REQUEST",
+    "DID_CHANGE",
+    "DID_CLOSE",
+    "DID_OPEN",
+    "DID_SAVE",
     "EVENT",
     "EVENTS_DROPPED",
     "EXIT",
@@ -113,6 +117,24 @@ LOG_TRACE: Final = NotificationSpec(
 )
 CANCEL_REQUEST: Final = NotificationSpec(
     "$/cancelRequest", m.CancelParams, "Cancel a request in flight; it answers -32800."
+)
+
+# -- text document synchronisation (standard LSP; routed once their handlers exist) ------------
+DID_OPEN: Final = NotificationSpec(
+    "textDocument/didOpen",
+    m.DidOpenTextDocumentParams,
+    "The client opened a document: the buffer with this URI now holds its text.",
+)
+DID_CHANGE: Final = NotificationSpec(
+    "textDocument/didChange",
+    m.DidChangeTextDocumentParams,
+    "The client changed an open document (incremental ranges, or the full text).",
+)
+DID_CLOSE: Final = NotificationSpec(
+    "textDocument/didClose", m.DidCloseTextDocumentParams, "The client closed a document."
+)
+DID_SAVE: Final = NotificationSpec(
+    "textDocument/didSave", m.DidSaveTextDocumentParams, "The client saved a document."
 )
 
 # -- symphony/buffer/* ---------------------------------------------------------------------------
@@ -218,6 +240,10 @@ METHODS: Final[dict[str, MethodSpec]] = {
         SET_TRACE,
         LOG_TRACE,
         CANCEL_REQUEST,
+        DID_OPEN,
+        DID_CHANGE,
+        DID_CLOSE,
+        DID_SAVE,
         BUFFER_OPEN,
         BUFFER_GET_TEXT,
         BUFFER_EDIT,

@@ -41,6 +41,10 @@ __all__ = [
     "CancelParams",
     "ChangeOrigin",
     "ClientInfo",
+    "DidChangeTextDocumentParams",
+    "DidCloseTextDocumentParams",
+    "DidOpenTextDocumentParams",
+    "DidSaveTextDocumentParams",
     "EventParams",
     "EventsDroppedParams",
     "ExitParams",
@@ -64,9 +68,13 @@ __all__ = [
     "SubscribeResult",
     "SymphonyCapabilities",
     "TextChange",
+    "TextDocumentContentChangeEvent",
+    "TextDocumentIdentifier",
+    "TextDocumentItem",
     "TextDocumentSyncOptions",
     "TraceValue",
     "UnsubscribeParams",
+    "VersionedTextDocumentIdentifier",
     "WireModel",
     "WorkspaceFolder",
 ]
@@ -225,6 +233,55 @@ class LogTraceParams(WireModel):
 
 class CancelParams(WireModel):
     id: int | str
+
+
+# -- text document synchronisation (standard LSP) ---------------------------------------------
+# Spec: https://microsoft.github.io/language-server-protocol/specifications/lsp/3.17/specification/#textSynchronization
+
+
+class TextDocumentIdentifier(WireModel):
+    uri: str
+
+
+class VersionedTextDocumentIdentifier(TextDocumentIdentifier):
+    """``version`` is the client's document version, not the daemon's revision."""
+
+    version: int
+
+
+class TextDocumentItem(WireModel):
+    uri: str
+    language_id: str
+    version: int
+    text: str
+
+
+class TextDocumentContentChangeEvent(WireModel):
+    """With ``range``: replace it with ``text`` (incremental sync). Without: the whole text."""
+
+    range: Range | None = None
+    range_length: int | None = None
+    text: str
+
+
+class DidOpenTextDocumentParams(WireModel):
+    text_document: TextDocumentItem
+
+
+class DidChangeTextDocumentParams(WireModel):
+    """``content_changes`` apply in order, each to the text left by the previous one."""
+
+    text_document: VersionedTextDocumentIdentifier
+    content_changes: list[TextDocumentContentChangeEvent]
+
+
+class DidCloseTextDocumentParams(WireModel):
+    text_document: TextDocumentIdentifier
+
+
+class DidSaveTextDocumentParams(WireModel):
+    text_document: TextDocumentIdentifier
+    text: str | None = None
 
 
 # -- symphony/buffer/* -------------------------------------------------------------------------
