@@ -541,3 +541,39 @@ async def test_an_inline_handler_that_awaits_is_stopped_and_named() -> None:
         failure = next(e for e in logs if e.get("log_id") == reply.data["logId"])
         assert "routed inline=True but its handler awaited" in str(failure["exc_info"])
         assert (await c.result("symphony/ping", {"data": 1})) == {"data": 1}
+
+
+async def test_broadcast_encodes_once_per_encoding_and_reaches_each_client_in_its_own() -> None:
+    daemon = make_daemon()
+    async with connect(daemon) as a, connect(daemon) as b, connect(daemon) as c:
+        await a.initialize(capabilities={"general": {"positionEncodings": ["utf-8"]}})
+        await b.initialize()
+        await c.initialize(capabilities={"general": {"positionEncodings": ["utf-8"]}})
+        asked: list[str] = []
+
+        def params_for(encoding: str) -> dict[str, Any]:
+            asked.append(encoding)
+            return {"encoding": encoding}
+
+        sent = daemon.broadcast(daemon.connections, "test/didSomething", params_for)
+        assert sent == 3
+        assert sorted(asked) == ["utf-16", "utf-8"]  # once per encoding, not per client
+        for client, encoding in ((a, "utf-8"), (b, "utf-16"), (c, "utf-8")):
+            note = await client.notification("test/didSomething")
+            assert note.params == {"encoding": encoding}
+
+
+async def test_closing_a_connection_lets_running_requests_finish_within_the_grace() -> None:
+    global GATES
+    GATES = Gates()
+    daemon = make_daemon()
+    async with connect(daemon) as c:
+        await c.initialize()
+        c.send(Request("late", "test/wait", {"key": "g"}))
+        await GATES.reached("started:g")
+        (connection,) = daemon.connections
+        connection.close("daemon stopping", grace=10.0)
+        GATES["g"].set()
+        assert (await c.reply("late")).message == Response("late", {"data": "g"})
+        assert await c.closed()
+        assert connection.close_reason == "daemon stopping"
