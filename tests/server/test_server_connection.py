@@ -577,3 +577,14 @@ async def test_closing_a_connection_lets_running_requests_finish_within_the_grac
         assert (await c.reply("late")).message == Response("late", {"data": "g"})
         assert await c.closed()
         assert connection.close_reason == "daemon stopping"
+
+
+async def test_an_unauthenticated_client_that_idles_is_disconnected() -> None:
+    async with connect(make_daemon(auth_timeout=0.2), trusted=False) as idle:
+        assert await idle.closed()
+    async with connect(make_daemon(auth_timeout=0.2), trusted=False) as prompt:
+        await prompt.initialize(initializationOptions={"token": TOKEN})
+        gate = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.4, gate.set)
+        await gate.wait()  # past the deadline: an authenticated client stays
+        assert (await prompt.result("symphony/ping", {"data": 1})) == {"data": 1}

@@ -73,6 +73,7 @@ from symphony.protocol import (
     Notification,
     NotificationSpec,
     ParseError,
+    Received,
     RemoteProtocolError,
     Request,
     RequestCancelled,
@@ -117,6 +118,9 @@ class Limits:
     max_inflight: int = 2048
     #: Seconds that running requests get to finish when the connection or the daemon closes.
     shutdown_grace: float = 5.0
+    #: Seconds a client on a transport that needs the token (TCP, WebSocket) has to complete
+    #: ``initialize`` with it; after that it is disconnected (no idle unauthenticated sockets).
+    auth_timeout: float = 30.0
 
 
 class Connection:
@@ -167,6 +171,11 @@ class Connection:
         self.daemon._connection_opened(self)
         self.log.info("connection opened", peer=self.transport.peer)
         flushed = False
+        deadline = None
+        if not self.session.authenticated:
+            deadline = asyncio.get_running_loop().call_later(
+                self.limits.auth_timeout, self._auth_deadline
+            )
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -181,6 +190,8 @@ class Connection:
             # Only a bug can get here (every task catches its own errors); log it and close.
             self.log.exception("connection failed")
         finally:
+            if deadline is not None:
+                deadline.cancel()
             self._tg = None
             self._writes_closed = True
             if self._subscription is not None:
@@ -201,6 +212,13 @@ class Connection:
                 self.transport.abort()
             self.log.info("connection closed", reason=self.close_reason)
             self.daemon._connection_closed(self)
+
+    def _auth_deadline(self) -> None:
+        if not self.session.authenticated:
+            self.log.warning(
+                "no authenticated initialize in time", seconds=self.limits.auth_timeout
+            )
+            self._finish("not authenticated in time", 0.0)
 
     def close(self, reason: str = "closed by the daemon", *, grace: float | None = None) -> None:
         """End the connection: running requests get ``grace`` seconds, replies are flushed."""
@@ -267,7 +285,8 @@ class Connection:
             if event is CLOSED:
                 self._finish("peer closed the connection", self.limits.shutdown_grace)
                 return
-            await dispatch(event.message, event.codec)  # type: ignore[union-attr]
+            assert isinstance(event, Received)
+            await dispatch(event.message, event.codec)
             if self._done.is_set():
                 return
 
@@ -288,17 +307,16 @@ class Connection:
                 return
 
     async def _dispatch(self, message: Incoming, codec: Codec) -> None:
-        kind = type(message)
-        if kind is Request:
-            await self._on_request(message, codec)  # type: ignore[arg-type]
-        elif kind is Notification:
-            await self._on_notification(message)  # type: ignore[arg-type]
-        elif kind is Batch:
-            await self._on_batch(message, codec)  # type: ignore[arg-type]
-        elif kind is Invalid:
-            self._send(message.reply(), codec)  # type: ignore[union-attr]
+        if isinstance(message, Request):
+            await self._on_request(message, codec)
+        elif isinstance(message, Notification):
+            await self._on_notification(message)
+        elif isinstance(message, Batch):
+            await self._on_batch(message, codec)
+        elif isinstance(message, Invalid):
+            self._send(message.reply(), codec)
         else:
-            self._on_reply(message)  # type: ignore[arg-type]
+            self._on_reply(message)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -335,10 +353,10 @@ class Connection:
         prepared = self._prepare(request)
         if prepared is None:
             return
-        if type(prepared) is ErrorResponse:
+        if isinstance(prepared, ErrorResponse):
             self._send(prepared, codec)
             return
-        route, params = prepared  # type: ignore[misc]
+        route, params = prepared
         if route.inline:
             reply = self._execute_inline(request, route, params)
             # Write now if nothing else will be written this turn (a sequential client);
@@ -510,23 +528,22 @@ class Connection:
         replies: list[Message] = []
         work: list[tuple[Request, Route, BaseModel]] = []
         for item in batch.items:
-            kind = type(item)
-            if kind is Request:
-                prepared = self._prepare(item)  # type: ignore[arg-type]
-                if type(prepared) is ErrorResponse:
+            if isinstance(item, Request):
+                prepared = self._prepare(item)
+                if isinstance(prepared, ErrorResponse):
                     replies.append(prepared)
                 elif prepared is not None:
-                    route, params = prepared  # type: ignore[misc]
+                    route, params = prepared
                     if route.inline:
-                        replies.append(self._execute_inline(item, route, params))  # type: ignore[arg-type]
+                        replies.append(self._execute_inline(item, route, params))
                     else:
-                        work.append((item, route, params))  # type: ignore[arg-type]
-            elif kind is Notification:
-                await self._on_notification(item)  # type: ignore[arg-type]
-            elif kind is Invalid:
-                replies.append(item.reply())  # type: ignore[union-attr]
+                        work.append((item, route, params))
+            elif isinstance(item, Notification):
+                await self._on_notification(item)
+            elif isinstance(item, Invalid):
+                replies.append(item.reply())
             else:
-                self._on_reply(item)  # type: ignore[arg-type]
+                self._on_reply(item)
         if not work:
             if replies:  # an all-notification batch gets no reply at all (JSON-RPC 2.0 §6)
                 self._send(replies, codec)
@@ -739,7 +756,7 @@ class Connection:
     # -- tracing -----------------------------------------------------------------------------------
 
     def _trace(self, request: Request, reply: Response | ErrorResponse, seconds: float) -> None:
-        outcome = "ok" if type(reply) is Response else f"error {reply.code}"  # type: ignore[union-attr]
+        outcome = f"error {reply.code}" if isinstance(reply, ErrorResponse) else "ok"
         params: dict[str, Any] = {
             "message": f"{request.method} ({request.id}): {outcome} in {seconds * 1000:.2f} ms"
         }
