@@ -286,7 +286,14 @@ class Connection:
                 self._finish("peer closed the connection", self.limits.shutdown_grace)
                 return
             assert isinstance(event, Received)
-            await dispatch(event.message, event.codec)
+            message = event.message
+            if type(message) is Request:
+                # The common case without a coroutine per message (inline routes never await).
+                needs_task = self._request_now(message, event.codec)
+                if needs_task is not None:
+                    await self._spawn(message, *needs_task, event.codec)
+            else:
+                await dispatch(message, event.codec)
             if self._done.is_set():
                 return
 
@@ -350,21 +357,32 @@ class Connection:
             self.session.lifecycle.initialize_finished(False)
 
     async def _on_request(self, request: Request, codec: Codec) -> None:
+        needs_task = self._request_now(request, codec)
+        if needs_task is not None:
+            await self._spawn(request, *needs_task, codec)
+
+    def _request_now(self, request: Request, codec: Codec) -> tuple[Route, BaseModel] | None:
+        """Everything about a request that happens right away, in the reader: the lifecycle
+        gate, routing, validation, and the whole of an inline route. Returns the route and
+        params when the request needs a task of its own."""
         prepared = self._prepare(request)
         if prepared is None:
-            return
+            return None
         if isinstance(prepared, ErrorResponse):
             self._send(prepared, codec)
-            return
+            return None
         route, params = prepared
-        if route.inline:
-            reply = self._execute_inline(request, route, params)
-            # Write now if nothing else will be written this turn (a sequential client);
-            # otherwise the writer joins this reply with the others into one write.
-            immediate = not self._inflight and not self._more_input()
-            self._send(reply, codec, immediate=immediate)
-            return
-        await self._slots.acquire()
+        if not route.inline:
+            return prepared
+        reply = self._execute_inline(request, route, params)
+        # Write now if nothing else will be written this turn (a sequential client);
+        # otherwise the writer joins this reply with the others into one write.
+        immediate = not self._inflight and not self._more_input()
+        self._send(reply, codec, immediate=immediate)
+        return None
+
+    async def _spawn(self, request: Request, route: Route, params: BaseModel, codec: Codec) -> None:
+        await self._slots.acquire()  # past max_inflight, the reader waits here
         assert self._tg is not None
         task = self._tg.create_task(self._respond(request, route, params, codec))
         self._track(task, request, codec, standalone=True)
