@@ -588,3 +588,19 @@ async def test_an_unauthenticated_client_that_idles_is_disconnected() -> None:
         asyncio.get_running_loop().call_later(0.4, gate.set)
         await gate.wait()  # past the deadline: an authenticated client stays
         assert (await prompt.result("symphony/ping", {"data": 1})) == {"data": 1}
+
+
+async def test_closing_again_in_a_hurry_cuts_the_grace_short() -> None:
+    global GATES
+    GATES = Gates()
+    daemon = make_daemon()
+    async with connect(daemon) as c:
+        await c.initialize()
+        c.send(Request("stuck", "test/wait", {"key": "h"}))
+        await GATES.reached("started:h")
+        (connection,) = daemon.connections
+        connection.close("daemon stopping", grace=60.0)
+        connection.close("daemon stopping now", grace=0.0)  # a second SIGINT
+        assert await c.closed()  # well before 60 s (the client helper gives up after 10)
+        assert GATES.cancelled == ["h"]
+        assert connection.close_reason == "daemon stopping"

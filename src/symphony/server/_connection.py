@@ -163,6 +163,7 @@ class Connection:
         self._client_requests: dict[Id, asyncio.Future[Any]] = {}
         self._next_client_request = 0
         self._stream: StreamConnection | None = None
+        self._hurry: asyncio.Future[None] | None = None
 
     # -- the connection's life -------------------------------------------------------------------
 
@@ -232,12 +233,29 @@ class Connection:
         if self.close_reason is None:
             self.close_reason = reason
             self._grace = grace
+        elif grace < self._grace:
+            # Closing again, in more of a hurry (a second SIGINT, the peer went away).
+            self._grace = grace
+            if self._hurry is not None and not self._hurry.done():
+                self._hurry.set_result(None)
         self._done.set()
 
     async def _settle_requests(self) -> None:
+        """Give running requests the grace period (cut short by a hurried ``_finish``), then
+        cancel what is left."""
         pending = set(self._tasks)
         if pending and self._grace > 0:
-            _, pending = await asyncio.wait(pending, timeout=self._grace)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._grace
+            self._hurry = hurry = loop.create_future()
+            while pending and not hurry.done():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait(
+                    [*pending, hurry], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending -= done
         for task in pending:
             task.cancel()
 
