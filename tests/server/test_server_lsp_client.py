@@ -49,7 +49,6 @@ async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     assert server.returncode == 0
 
 
-@pytest.mark.asyncio(loop_scope="function")
 async def test_a_stock_lsp_client_runs_a_whole_session(client: LanguageClient) -> None:
     pong = await client.protocol.send_request_async("symphony/ping", {"data": [1, "two"]})
     assert pong.data == [1, "two"]
@@ -58,7 +57,6 @@ async def test_a_stock_lsp_client_runs_a_whole_session(client: LanguageClient) -
     assert info.connections == 1
 
 
-@pytest.mark.asyncio(loop_scope="function")
 async def test_errors_reach_a_stock_client_as_json_rpc_errors(client: LanguageClient) -> None:
     from pygls.exceptions import JsonRpcInvalidParams, JsonRpcMethodNotFound
 

@@ -91,6 +91,26 @@ def test_stdio_session_with_bad_input_then_a_clean_exit(dirs: tuple[Path, Path])
         daemon.kill()
 
 
+def test_a_stdio_daemon_can_listen_too_and_its_editor_ends_it(dirs: tuple[Path, Path]) -> None:
+    daemon = stdio_daemon(dirs, "--unix")
+    try:
+        addresses = daemon.wait_ready()
+        editor = daemon.stdio_client()
+        editor.initialize()
+        other = BlockingClient.unix(addresses["unix"])
+        other.initialize()
+        assert other.result("symphony/info")["connections"] == 2
+        assert editor.result("shutdown") is None
+        editor.send(Notification("exit"))
+        assert daemon.wait() == 0
+        assert other.closed_by_peer()  # the daemon went with its editor
+        other.close()
+        assert not os.path.exists(addresses["unix"])
+        assert not any(p.suffix == ".json" for p in dirs[0].rglob("*"))
+    finally:
+        daemon.kill()
+
+
 def test_stdio_exit_without_shutdown_is_status_1(dirs: tuple[Path, Path]) -> None:
     daemon = stdio_daemon(dirs)
     try:
