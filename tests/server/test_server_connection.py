@@ -604,3 +604,18 @@ async def test_closing_again_in_a_hurry_cuts_the_grace_short() -> None:
         assert await c.closed()  # well before 60 s (the client helper gives up after 10)
         assert GATES.cancelled == ["h"]
         assert connection.close_reason == "daemon stopping"
+
+
+async def test_a_msgpack_client_gets_its_events_in_msgpack() -> None:
+    daemon = make_daemon()
+    async with connect(daemon) as c, connect(daemon) as other:
+        c.send(Request(1, "initialize", {"capabilities": {}}), Codec.MSGPACK)
+        assert (await c.reply(1)).codec is Codec.MSGPACK
+        c.send(Request(2, "symphony/subscribe", {"topics": ["connection/*"]}), Codec.MSGPACK)
+        await c.reply(2)
+        await other.initialize()
+        event = await c.next()
+        assert event is not None
+        assert event.codec is Codec.MSGPACK
+        assert isinstance(event.message, Notification)
+        assert event.message.params["topic"] == "connection/initialized"  # type: ignore[index]

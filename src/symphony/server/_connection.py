@@ -345,7 +345,9 @@ class Connection:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _prepare(self, request: Request) -> tuple[Route, BaseModel] | ErrorResponse | None:
+    def _prepare(
+        self, request: Request, codec: Codec
+    ) -> tuple[Route, BaseModel] | ErrorResponse | None:
         """The lifecycle gate, routing and params validation; in arrival order, in the reader."""
         lifecycle = self.session.lifecycle
         rule = lifecycle.receive(Kind.REQUEST, request.method)
@@ -353,6 +355,9 @@ class Connection:
             if rule.verdict is Verdict.REJECT:
                 return ErrorResponse.from_exception(request.id, rule.error())
             return None
+        if request.method == "initialize":
+            # What the daemon sends unprompted (events, notifications) uses the client's codec.
+            self.session.codec = codec
         if request.id in self._inflight:
             return ErrorResponse.from_exception(
                 request.id, InvalidRequest(f"request id {request.id!r} is already in flight")
@@ -383,7 +388,7 @@ class Connection:
         """Everything about a request that happens right away, in the reader: the lifecycle
         gate, routing, validation, and the whole of an inline route. Returns the route and
         params when the request needs a task of its own."""
-        prepared = self._prepare(request)
+        prepared = self._prepare(request, codec)
         if prepared is None:
             return None
         if isinstance(prepared, ErrorResponse):
@@ -565,7 +570,7 @@ class Connection:
         work: list[tuple[Request, Route, BaseModel]] = []
         for item in batch.items:
             if isinstance(item, Request):
-                prepared = self._prepare(item)
+                prepared = self._prepare(item, codec)
                 if isinstance(prepared, ErrorResponse):
                     replies.append(prepared)
                 elif prepared is not None:
