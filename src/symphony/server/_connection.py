@@ -7,17 +7,22 @@ Theory of operation
 - the **reader** task loops: get bytes from the transport, feed the sans-IO ``StreamConnection``
   (or, on a WebSocket, decode one frame), and dispatch each message *in arrival order*. The
   lifecycle gate (``Lifecycle.receive``) and params validation happen right there, so a request
-  before ``initialize`` or with bad params is answered without a task. A valid request gets its
-  own **handler task** (so a slow handler never holds up the next message); a notification's
-  handler is awaited inline (notifications such as ``textDocument/didChange`` must apply in
-  order, and their handlers are quick by contract).
-- each **handler task** runs ``handler(ctx, params)`` and turns its outcome into a response:
+  before ``initialize`` or with bad params is answered without a task. A route declared
+  ``inline`` (its handler never awaits: ping, and every operation on the synchronous editor
+  core) runs to completion right there too: no task, no extra loop iteration, and requests
+  apply in exactly the order they were sent. Any other request gets its own **handler task**,
+  so a slow handler never holds up the next message. A notification's handler is awaited in
+  the reader (``textDocument/didChange`` must apply in order; such handlers are quick by
+  contract).
+- a **handler task** runs ``handler(ctx, params)`` and turns its outcome into a response:
   a result, the ``RpcError`` it raised, -32800 if ``$/cancelRequest`` cancelled it, or -32603
   with a log id for any other exception (logged with its traceback under the same id).
-  Exceptions never escape a handler task: a failing handler never ends its connection, and a
+  Exceptions never escape a handler: a failing handler never ends its connection, and a
   connection never ends the daemon.
 - the **writer** task drains the connection's outbox to the transport, joining queued frames into
-  one write when several are waiting (pipelined requests cost one syscall per batch).
+  one write when several are waiting (pipelined requests cost one syscall per batch). A reply
+  produced when nothing else is in flight and no more input is buffered (a sequential client)
+  skips the outbox and is written at once: one loop iteration less per round trip.
 
 Backpressure and slow readers
 -----------------------------
@@ -33,9 +38,11 @@ drains).
 Closing
 -------
 A connection ends when the peer closes its end (EOF), sends ``exit``, breaks the framing
-(answered with -32700 first), reads too slowly, or the daemon stops. Requests still running get
-a grace period (``Limits.shutdown_grace``; none after ``exit`` or when the peer is gone), queued
-replies are flushed, then the transport is closed.
+(answered with -32700 first), reads too slowly, does not authenticate in time, or the daemon
+stops. Requests still running get a grace period (``Limits.shutdown_grace``; none after
+``exit``, for a slow reader, or once writing to the peer failed; after EOF they get it, since a
+half-closed peer may still read its answers), queued replies are flushed, then the transport is
+closed (aborted if the peer will not take what is left).
 """
 
 from __future__ import annotations
