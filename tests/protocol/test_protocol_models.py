@@ -204,3 +204,42 @@ def test_lazy_exports_resolve_and_unknown_names_fail() -> None:
         assert getattr(protocol, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         protocol.Nope  # noqa: B018
+
+
+PROTOCOL = {
+    "BUFFER_CLOSE", "BUFFER_DID_CHANGE", "BUFFER_DID_CHANGE_ON_DISK", "BUFFER_EDIT",
+    "BUFFER_GET_TEXT", "BUFFER_LIST", "BUFFER_OPEN", "BUFFER_REDO", "BUFFER_SAVE",
+    "BUFFER_SUBSCRIBE", "BUFFER_UNDO", "BUFFER_UNSUBSCRIBE", "BadFrame", "Batch",
+    "BufferCloseParams", "BufferDidChangeOnDiskParams", "BufferDidChangeParams",
+    "BufferEditParams", "BufferGetTextParams", "BufferGetTextResult", "BufferListParams",
+    "BufferListResult", "BufferNotFound", "BufferOpenParams", "BufferOpenResult",
+    "BufferRedoParams", "BufferSaveParams", "BufferSaveResult", "BufferSubscribeParams",
+    "BufferSummary", "BufferUndoParams", "BufferUnsubscribeParams", "CANCEL_REQUEST", "CLOSED",
+    "CancelParams", "ChangeOrigin", "ClientInfo", "Closed", "Codec", "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_POSITION_ENCODING", "DID_CHANGE", "DID_CLOSE", "DID_OPEN", "DID_SAVE",
+    "DidChangeTextDocumentParams", "DidCloseTextDocumentParams", "DidOpenTextDocumentParams",
+    "DidSaveTextDocumentParams", "EVENT", "EVENTS_DROPPED", "EXIT", "ErrorResponse",
+    "EventParams", "EventsDroppedParams", "ExitParams", "FileConflict", "FileError", "Frame",
+    "Framer", "INFO", "INITIALIZE", "INITIALIZED", "Id", "Incoming", "InfoParams", "InfoResult",
+    "InitializeParams", "InitializeResult", "InitializedParams", "InternalError", "Invalid",
+    "InvalidEdit", "InvalidParams", "InvalidRequest", "Kind", "LOG_TRACE", "Lifecycle",
+    "LocalProtocolError", "LogTraceParams", "METHODS", "Message", "MessageTooLarge",
+    "MethodNotFound", "MethodSpec", "NEED_DATA", "NeedData", "Notification", "NotificationSpec",
+    "Outgoing", "PING", "POSITION_ENCODINGS", "Params", "ParamsModel", "ParseError",
+    "PermissionDenied", "PingParams", "PingResult", "Position", "PositionEncoding",
+    "ProtocolError", "Range", "Received", "RemoteProtocolError", "Request", "RequestCancelled",
+    "RequestSpec", "Response", "RevisionConflict", "RevisionResult", "RpcError", "Rule",
+    "SET_TRACE", "SHUTDOWN", "SUBSCRIBE", "ServerCapabilities", "ServerInfo",
+    "ServerNotInitialized", "SetTraceParams", "ShutdownParams", "State", "StreamConnection",
+    "SubscribeParams", "SubscribeResult", "SymphonyCapabilities", "SymphonyError", "TextChange",
+    "TextDocumentContentChangeEvent", "TextDocumentIdentifier", "TextDocumentItem",
+    "TextDocumentSyncOptions", "TraceValue", "UNSUBSCRIBE", "Unauthorized", "UnknownRevision",
+    "UnsubscribeParams", "Verdict", "VersionedTextDocumentIdentifier", "WireModel",
+    "WorkspaceFolder", "decode_body", "decode_message", "encode_body", "encode_message",
+    "frame", "negotiate_position_encoding", "parse_message",
+}  # fmt: skip
+
+
+def test_protocol_exports_are_locked() -> None:
+    assert set(protocol.__all__) == PROTOCOL
+    assert len(protocol.__all__) == len(PROTOCOL)  # no duplicates
