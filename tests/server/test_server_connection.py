@@ -619,3 +619,25 @@ async def test_a_msgpack_client_gets_its_events_in_msgpack() -> None:
         assert event.codec is Codec.MSGPACK
         assert isinstance(event.message, Notification)
         assert event.message.params["topic"] == "connection/initialized"  # type: ignore[index]
+
+
+async def test_one_reply_larger_than_the_write_limit_still_goes_to_a_reading_client() -> None:
+    async with connect(make_daemon(max_write_buffer=1000), high_water=1 << 20) as c:
+        await c.initialize()
+        big = "b" * 50_000
+        assert (await c.result("symphony/ping", {"data": big})) == {"data": big}
+        assert (await c.result("symphony/ping", {"data": big})) == {"data": big}
+
+
+async def test_an_inline_handler_raising_cancelled_error_is_just_a_failure() -> None:
+    async def cancels(ctx: RequestContext, params: PingParams) -> PingResult:
+        raise asyncio.CancelledError
+
+    spec = RequestSpec("test/cancels", PingParams, PingResult, "raises CancelledError")
+    routes = TEST_ROUTES.with_routes(route(spec, cancels, inline=True))
+    async with connect(Daemon(ServeOptions(), routes=routes)) as c:
+        await c.initialize()
+        reply = await c.call("test/cancels")
+        assert isinstance(reply, ErrorResponse)
+        assert reply.code == -32603
+        assert (await c.result("symphony/ping", {"data": 2})) == {"data": 2}

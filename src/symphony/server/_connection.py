@@ -289,6 +289,10 @@ class Connection:
         except Exception:
             self.log.exception("reader failed")
             self._finish("internal error in the reader", 0.0)
+        finally:
+            # However the reader stops, the connection must not wait for it forever.
+            if not self._done.is_set():
+                self._finish("the reader stopped", self.limits.shutdown_grace)
 
     async def _read_stream(self) -> None:
         stream = self._stream = StreamConnection(max_message_size=self.limits.max_message_size)
@@ -490,7 +494,9 @@ class Connection:
             reply = self._ok(request, route, done.value)
         except RpcError as exc:
             reply = ErrorResponse.from_exception(request.id, exc)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            # Nothing can cancel code that runs without awaiting: a CancelledError here was
+            # raised by the handler itself, a bug like any other.
             reply = self._internal_error(request, exc)
         else:
             coro.close()
@@ -736,7 +742,9 @@ class Connection:
                 self._dropped += 1
                 return False
             self._report_drops()
-        elif pending + len(data) > self.limits.max_write_buffer:
+        elif pending and pending + len(data) > self.limits.max_write_buffer:
+            # (A single reply larger than the limit may go out when nothing else waits: the
+            # limit is about a client that does not read, not about large answers.)
             self._abort(f"slow reader: {pending + len(data)} bytes would be waiting for it")
             return False
         if immediate and not self._outbox and self.transport.write_nowait(data, text=text):
@@ -800,6 +808,11 @@ class Connection:
             self._writes_closed = True
             self._idle.set()
             self._finish("internal error in the writer", 0.0)
+        finally:
+            if not self._done.is_set():
+                self._writes_closed = True
+                self._idle.set()
+                self._finish("the writer stopped", 0.0)
 
     # -- tracing -----------------------------------------------------------------------------------
 
