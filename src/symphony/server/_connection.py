@@ -573,6 +573,11 @@ class Connection:
                 await route.handler(RequestContext(self, note.method, None), params)
             except Exception as exc:
                 self._internal_error(note, exc)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the reader itself is being cancelled: the connection is closing
+                self._internal_error(note, exc)  # raised by the handler: a bug, not a close
         finally:
             if self.session.lifecycle.state is State.EXITED:
                 # exit: stop reading; nothing still running is awaited by the client.
