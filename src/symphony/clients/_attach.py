@@ -8,8 +8,12 @@ standard library's lightest modules and the discovery helpers. No asyncio, no py
 
 Theory of operation
 -------------------
-1. **Find** the daemon: the workspace's discovery file (``symphony.server._discovery``) names its
-   pid and Unix socket; a file whose pid is gone is stale and ignored.
+1. **Find** the daemon: the workspace's discovery file names its pid and Unix socket. The warm
+   path (a daemon runs) reads that file and connects, nothing more: ``_connect_warm`` locates
+   the file as ``symphony.server._discovery`` does (a test holds the two in agreement) without
+   importing it, because its dataclasses, tempfile and pathlib cost more than the rest of
+   attach. Any miss (no file, an unreadable one, a socket that refuses) falls back to the full
+   lookup of ``symphony.server._discovery``, where a file whose pid is gone is stale.
 2. **Start** one if none runs (``ensure_daemon``): under an exclusive ``flock`` on
    ``<runtime dir>/<workspace key>.lock`` (two editors attaching at once start *one* daemon),
    look again, then spawn ``python -m symphony.server --unix --workspace W`` detached: a new
@@ -34,23 +38,23 @@ started or reached.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import signal
 import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs this hot path several milliseconds, and
+# mypy treats any constant of this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    import socket
+    from _socket import socket as Socket
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Final
 
     from symphony.server._discovery import DiscoveryInfo
 
 __all__ = [
+    "DEFAULT_SERVE_COMMAND",
     "EXIT_BROKEN",
     "EXIT_NO_DAEMON",
     "EXIT_UNREACHABLE",
@@ -63,6 +67,10 @@ __all__ = [
     "run",
     "start_daemon",
 ]
+
+#: How a daemon is started: ``python -m symphony.server`` takes exactly the options of
+#: ``symphony serve``, and works whether or not the console script is on PATH.
+DEFAULT_SERVE_COMMAND: Final[tuple[str, ...]] = (sys.executable, "-m", "symphony.server")
 
 EXIT_BROKEN: Final = 1
 EXIT_NO_DAEMON: Final = 3
@@ -113,6 +121,7 @@ def ensure_daemon(
     if info is not None:
         return info
     import fcntl
+    import time
 
     deadline = time.monotonic() + timeout
     lock_path = _runtime_file(workspace, ".lock")
@@ -155,7 +164,9 @@ def start_daemon(
     meant to outlive us, is still running. Every descriptor Python opened is close-on-exec, so
     the daemon inherits exactly /dev/null, /dev/null and the log file.
     """
-    from symphony.clients._transport import DEFAULT_SERVE_COMMAND
+    import contextlib
+    import signal
+    import time
 
     log_path = _runtime_file(workspace, ".log")
     argv = [
@@ -228,11 +239,65 @@ def _tail(path: Path) -> str:
 # -- bridging ----------------------------------------------------------------------------------------
 
 
-def connect_unix(path: str) -> socket.socket:
-    """A connected, blocking Unix socket to the daemon."""
-    import socket
+def _connect_warm(workspace: str) -> Socket | None:
+    """The warm path: a socket connected to the daemon the discovery file names, or None."""
+    path = _warm_discovery_file(workspace)
+    if path is None:
+        return None
+    import json
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with open(path, "rb") as f:
+            address = json.loads(f.read())["addresses"]["unix"]
+        if not isinstance(address, str):
+            return None
+        return connect_unix(address)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _warm_discovery_file(workspace: str) -> str | None:
+    """Where ``symphony.server._discovery.discovery_path`` puts the workspace's discovery file,
+    when that is ``$XDG_RUNTIME_DIR/symphony`` and a directory of ours; None otherwise (the
+    ``/tmp`` fallback, or anything odd, is left to the full lookup)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if not xdg:
+        return None
+    directory = os.path.join(xdg, "symphony")
+    try:
+        info = os.lstat(directory)
+    except OSError:
+        return None
+    # S_ISDIR, and ours: a directory someone else controls could hold a planted file.
+    if info.st_mode & 0o170000 != 0o040000 or info.st_uid != os.getuid():
+        return None
+    key = _sha256(workspace.encode("utf-8", "surrogateescape"))[:16]
+    return os.path.join(directory, key + ".json")
+
+
+def _sha256(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, through CPython's builtin SHA-256 module when it has
+    one: ``hashlib`` loads OpenSSL first, which costs the warm path 5 to 15 ms."""
+    # _sha256 in CPython 3.11, _sha2 from 3.12; hashlib anywhere else.
+    for name in ("_sha256", "_sha2", "hashlib"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        digest: str = module.sha256(data).hexdigest()
+        return digest
+    raise ImportError("no SHA-256 implementation")
+
+
+def connect_unix(path: str) -> Socket:
+    """A connected, blocking Unix socket to the daemon.
+
+    ``_socket`` rather than ``socket``: the wrapper module's enum set-up costs ~5 ms here, and
+    the bridge needs nothing from it.
+    """
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except BaseException:
@@ -241,13 +306,13 @@ def connect_unix(path: str) -> socket.socket:
     return sock
 
 
-def bridge(sock: socket.socket, in_fd: int = 0, out_fd: int = 1) -> int:
+def bridge(sock: Socket, in_fd: int = 0, out_fd: int = 1) -> int:
     """Copy ``in_fd`` -> ``sock`` and ``sock`` -> ``out_fd`` until the daemon closes the socket.
 
     Returns the exit status: 0 when the daemon closed cleanly or the reader of ``out_fd`` went
     away, ``EXIT_BROKEN`` if the connection broke (reset).
     """
-    import socket
+    import _socket
     import threading
 
     def pump_in() -> None:
@@ -259,8 +324,10 @@ def bridge(sock: socket.socket, in_fd: int = 0, out_fd: int = 1) -> int:
         finally:
             # The editor closed our stdin: tell the daemon this client is done (it then closes
             # the connection, which ends the main loop).
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+            try:  # noqa: SIM105 - contextlib is not imported on this path
+                sock.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass  # already closed
 
     threading.Thread(target=pump_in, name="attach-stdin", daemon=True).start()
     try:
@@ -278,6 +345,22 @@ def bridge(sock: socket.socket, in_fd: int = 0, out_fd: int = 1) -> int:
 
 
 # -- the command -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`symphony attach [OPTIONS]` on its own: parses only attach's options.
+
+    For a front end that wants attach's fast path: building the whole `symphony` parser costs
+    a few milliseconds per subcommand (argparse looks up translations for each), which an
+    editor pays on every start."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="symphony attach",
+        description="Bridge stdin/stdout to the workspace's daemon (starting it if needed).",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -313,6 +396,24 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(workspace):
         print(f"symphony attach: {args.workspace}: not a directory", file=sys.stderr)
         return 2
+    sock = _connect_warm(workspace)
+    if sock is None:
+        status_or_sock = _connect_cold(workspace, args)
+        if isinstance(status_or_sock, int):
+            return status_or_sock
+        sock = status_or_sock
+    try:
+        return bridge(sock)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sock.close()
+
+
+def _connect_cold(workspace: str, args: argparse.Namespace) -> Socket | int:
+    """The full path: find (or start) the daemon, connect; or the exit status of a failure."""
+    import errno
+
     try:
         if args.no_start:
             info = find_daemon(workspace)
@@ -333,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_UNREACHABLE
     try:
-        sock = connect_unix(path)
+        return connect_unix(path)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         hint = " (is it still starting, or did it die?)" if exc.errno == errno.ECONNREFUSED else ""
@@ -343,9 +444,3 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_UNREACHABLE
-    try:
-        return bridge(sock)
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        sock.close()

@@ -26,10 +26,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
 
+# Not ``typing.TYPE_CHECKING``: `symphony attach` goes through this module, and importing
+# typing costs it milliseconds; mypy treats any constant of this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+    from typing import Any, Final
+
     from symphony.clients._client import SymphonyClient
 
 __all__ = [
@@ -253,10 +257,15 @@ def _position(text: str) -> tuple[int, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m symphony.clients._cli_client COMMAND ...``: these commands alone (the same as
-    ``symphony COMMAND ...``)."""
+    ``symphony COMMAND ...``). ``attach`` skips building the other commands' parsers."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["attach"]:
+        from symphony.clients._attach import main as attach_main
+
+        return attach_main(arguments[1:])
     parser = argparse.ArgumentParser(prog="symphony")
     register(parser.add_subparsers(title="commands", metavar="COMMAND"))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
@@ -657,8 +666,8 @@ async def _watch(args: argparse.Namespace, client: SymphonyClient) -> int:
     topics = args.topics or ["**"]
     async with client.notifications("symphony/event", "symphony/eventsDropped") as events:
         await client.subscribe(*topics)
-        if not args.json:
-            print(f"watching {' '.join(topics)} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        # On stderr in both modes (stdout is the data); it also says "subscribed" to a script.
+        print(f"watching {' '.join(topics)} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         async for note in events:
             params = note.params if isinstance(note.params, dict) else {}
             if note.method == "symphony/eventsDropped":

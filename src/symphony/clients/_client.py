@@ -320,6 +320,7 @@ class SymphonyClient:
         self._callbacks: dict[str | None, list[NotificationCallback]] = {}
         self._request_handlers: dict[str, RequestHandler] = {}
         self._reconnect_callbacks: list[Callable[[SymphonyClient], Any]] = []
+        self._disconnect_callbacks: list[Callable[[SymphonyClient, str], Any]] = []
         self._streams: set[NotificationStream] = set()
         # What to restore after a reconnect (what the daemon said we are subscribed to).
         self._topics: list[str] = []
@@ -589,6 +590,12 @@ class SymphonyClient:
         already; buffers of a daemon that restarted are gone: reopen what you need).
         A coroutine function is awaited in a task of the client."""
         self._reconnect_callbacks.append(callback)
+
+    def on_disconnect(self, callback: Callable[[SymphonyClient, str], Any]) -> None:
+        """Call ``callback(client, reason)`` when a connection ends, before any reconnect
+        (requests sent on it have failed with ``ConnectionLost``; new ones wait for the
+        reconnect). A coroutine function is awaited in a task of the client."""
+        self._disconnect_callbacks.append(callback)
 
     # -- the LSP handshake -----------------------------------------------------------------------
 
@@ -922,7 +929,7 @@ class SymphonyClient:
             else:
                 self.reconnects += 1
                 _log().info("reconnected", to=self.connector.describe(), count=self.reconnects)
-                self._run_reconnect_callbacks()
+                self._run_callbacks(self._reconnect_callbacks, "on_reconnect")
             reason = await reader
             await self._set_ready(False)
             self._channel = None
@@ -930,6 +937,7 @@ class SymphonyClient:
             await channel.wait_closed()
             if self.closed:
                 return
+            self._run_callbacks(self._disconnect_callbacks, "on_disconnect", reason)
             if policy is None:
                 await self._stop(
                     ConnectionLost(f"the connection to {self.connector.describe()} ended: {reason}")
@@ -941,15 +949,17 @@ class SymphonyClient:
             down_since = loop.time()
             last_error = ConnectionLost(reason)
 
-    def _run_reconnect_callbacks(self) -> None:
-        for callback in self._reconnect_callbacks:
+    def _run_callbacks(
+        self, callbacks: Sequence[Callable[..., Any]], what: str, *args: Any
+    ) -> None:
+        for callback in callbacks:
             try:
-                outcome = callback(self)
+                outcome = callback(self, *args)
                 if asyncio.iscoroutine(outcome):
                     assert self._tg is not None
-                    self._tg.create_task(self._quietly(outcome, "on_reconnect callback"))
+                    self._tg.create_task(self._quietly(outcome, f"{what} callback"))
             except Exception:
-                _log().exception("on_reconnect callback failed")
+                _log().exception(f"{what} callback failed")
 
     @staticmethod
     async def _quietly(work: Awaitable[Any], what: str) -> None:
@@ -973,7 +983,10 @@ class SymphonyClient:
             await self._send(channel, Request(request_id, method, params))
             return await future
         except asyncio.CancelledError:
-            if not future.done() and self._live == generation and self._tg is not None:
+            # Cancelling the task cancelled the future it awaited: a future that holds a reply
+            # was answered; one that is cancelled (or still pending) was not.
+            answered = future.done() and not future.cancelled()
+            if not answered and self._live == generation and self._tg is not None:
                 note = Notification("$/cancelRequest", {"id": request_id})
                 with contextlib.suppress(RuntimeError):  # the task group is already closing
                     self._tg.create_task(

@@ -32,10 +32,11 @@ import abc
 import asyncio
 import contextlib
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
+
+from symphony.clients._attach import DEFAULT_SERVE_COMMAND
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -66,9 +67,6 @@ ChannelKind = Literal["stdio", "tcp", "unix", "ws"]
 READ_SIZE: Final = 1 << 20
 #: Above this many bytes waiting in our send buffer, a sender waits for the peer to read.
 WRITE_HIGH_WATER: Final = 1 << 20
-#: How a stdio daemon is started by default. ``python -m symphony.server`` takes exactly the
-#: options of ``symphony serve``, and works whether or not the console script is on PATH.
-DEFAULT_SERVE_COMMAND: Final[tuple[str, ...]] = (sys.executable, "-m", "symphony.server")
 #: Seconds a spawned stdio daemon gets to exit after ``exit`` before it is terminated.
 STDIO_EXIT_GRACE: Final = 5.0
 
