@@ -6,6 +6,7 @@ Layout (``root`` is the store folder, ``.symphony/pit`` of a workspace by defaul
       pit.db, pit.db-wal, pit.db-shm   SQLite: all metadata, and chunks small enough to inline
       objects/00 .. objects/ff/        pack files of the hot and warm tiers: <32 hex>.pack
       archive/00 .. archive/ff/        pack files of the cold tier (the archive may live elsewhere)
+                                       (a fan-out folder is created when its first pack is)
       tmp/                             packs being written; anything here is garbage after a crash
 
 A pack file is ``b"SYMPACK1"`` followed by chunk records (raw, zstd or sealed bytes); the
@@ -40,6 +41,7 @@ PACK_HEADER: Final = b"SYMPACK1"
 PACK_SUFFIX: Final = ".pack"
 TMP_SUFFIX: Final = ".tmp"
 _WRITE_BUFFER: Final = 1 << 20
+_FAN_OUT: Final = frozenset(f"{i:02x}" for i in range(256))
 
 Area = Literal["objects", "archive"]
 
@@ -80,28 +82,35 @@ class Layout:
         return self.area_dir(area) / name[:2] / (name + PACK_SUFFIX)
 
     def ensure(self) -> None:
-        """Create the folders (all 256 fan-out folders of both areas) and make them durable."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        areas: tuple[Area, ...] = ("objects", "archive")
-        for area in areas:
-            base = self.area_dir(area)
-            base.mkdir(parents=True, exist_ok=True)
-            missing = [base / f"{i:02x}" for i in range(256) if not (base / f"{i:02x}").is_dir()]
-            for sub in missing:
-                sub.mkdir(exist_ok=True)
-            if missing:
-                fsync_dir(base)
-            self.tmp_dir(area).mkdir(parents=True, exist_ok=True)
-        fsync_dir(self.root)
+        """Create the store's folders if missing and make them durable.
+
+        The 256 fan-out folders of each area are created when a pack first needs one
+        (`PackWriter.finish`), which keeps opening a new store cheap.
+        """
+        created = False
+        for folder in (self.root, self.objects, self.archive, self.tmp, self._archive_tmp):
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                created = True
+        if created:
+            for folder in {self.root, self.root.parent, self.archive.parent}:
+                fsync_dir(folder)
 
     def iter_pack_files(self, area: Area) -> Iterator[Path]:
-        base = self.area_dir(area)
-        for i in range(256):
-            sub = base / f"{i:02x}"
+        for sub in self.fan_out_dirs(area):
             with contextlib.suppress(FileNotFoundError):
                 for entry in os.scandir(sub):
                     if entry.name.endswith(PACK_SUFFIX):
                         yield Path(entry.path)
+
+    def fan_out_dirs(self, area: Area) -> list[Path]:
+        """The fan-out folders of ``area`` that exist, in order."""
+        base = self.area_dir(area)
+        try:
+            names = sorted(n for n in os.listdir(base) if len(n) == 2 and n in _FAN_OUT)
+        except FileNotFoundError:
+            return []
+        return [base / name for name in names]
 
     def iter_tmp_files(self) -> Iterator[Path]:
         seen: set[Path] = set()
@@ -155,6 +164,12 @@ class PackWriter:
         finally:
             file.close()
         final = self.path
+        try:
+            final.parent.mkdir()
+        except FileExistsError:
+            pass
+        else:
+            fsync_dir(final.parent.parent)  # the new fan-out folder's entry
         os.rename(self._tmp, final)
         fsync_dir(final.parent)
         return final
