@@ -213,7 +213,8 @@ def _run_series(seed: int, path: Path, iterations: int) -> _Series:
     with ArtifactStore.open(path) as store:
         StaleManager(store, gc_grace=0).gc()
         report = fsck(store, verify=True)
-        assert report.ok and not report.collectable, report.to_json()
+        assert report.ok, report.to_json()
+        assert not report.collectable, report.to_json()
     return series
 
 
