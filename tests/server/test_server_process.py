@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from server_helpers import BlockingClient, DaemonProcess, daemon_process
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
@@ -310,6 +310,9 @@ def test_websocket_token_in_the_handshake_or_in_initialize(sockets: Sockets) -> 
         refused = ws_call(ws, Request(1, "initialize", {"capabilities": {}}))
         assert isinstance(refused, ErrorResponse)
         assert refused.code == -32903
+        with pytest.raises(ConnectionClosedOK):  # then a clean close handshake
+            ws.recv(timeout=10)
+        assert ws.close_code == 1000
     with sockets.ws() as ws:
         options = {"capabilities": {}, "initializationOptions": {"token": sockets.token}}
         assert isinstance(ws_call(ws, Request(1, "initialize", options)), Response)

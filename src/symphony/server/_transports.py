@@ -188,6 +188,7 @@ class WebSocketTransport(Transport):
         address: Any = connection.remote_address
         self.peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
         self._ws = connection
+        self._closing = False
 
     async def receive(self) -> bytes | str | None:
         from websockets.exceptions import ConnectionClosed
@@ -210,13 +211,15 @@ class WebSocketTransport(Transport):
         return self._ws.transport.get_write_buffer_size()
 
     def close(self) -> None:
-        self._ws.transport.close()
+        # A WebSocket closes with a handshake (a close frame each way), which needs awaiting:
+        # wait_closed does it, and the connection always awaits wait_closed right after this.
+        self._closing = True
 
     def abort(self) -> None:
         self._ws.transport.abort()
 
     async def wait_closed(self) -> None:
-        await self._ws.wait_closed()
+        await self._ws.close(code=1000, reason="closed by the daemon")
 
 
 class _Pipe:
