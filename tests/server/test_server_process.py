@@ -425,15 +425,19 @@ def test_a_second_daemon_for_the_same_workspace_refuses(sockets: Sockets, tmp_pa
 def test_sigterm_stops_gracefully_and_cleans_up(dirs: tuple[Path, Path]) -> None:
     runtime, workspace = dirs
     with daemon_process(
-        ["--unix", "--tcp", "127.0.0.1:0"], runtime_dir=runtime, workspace=workspace
+        ["--unix", "--ws", "127.0.0.1:0"], runtime_dir=runtime, workspace=workspace
     ) as daemon:
         addresses = daemon.wait_ready()
         client = BlockingClient.unix(addresses["unix"])
         client.initialize()
         discovery = Path(daemon.wait_log("ready")["discovery"])
         assert discovery.exists()
-        assert daemon.terminate() == 0
-        assert client.closed_by_peer()
+        with ws_connect(addresses["ws"], open_timeout=10) as ws:
+            assert daemon.terminate() == 0
+            assert client.closed_by_peer()
+            with pytest.raises(ConnectionClosedOK):
+                ws.recv(timeout=10)
+            assert ws.close_code == 1000  # closed by its connection, not dropped by the listener
         assert not discovery.exists()
         assert not os.path.exists(addresses["unix"])
         daemon.wait_log("stopped", exit_status=0)

@@ -63,7 +63,12 @@ class Listener:
     path: Path | None = None
 
     def close(self) -> None:
-        self.server.close()
+        """Stop accepting. Open connections are left to the daemon, which closes each one
+        gracefully (running requests first); websockets would otherwise drop them at once."""
+        if self.kind == "ws":
+            self.server.close(close_connections=False)
+        else:
+            self.server.close()
 
     async def wait_closed(self) -> None:
         await self.server.wait_closed()
