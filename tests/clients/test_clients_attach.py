@@ -19,7 +19,7 @@ from clients_helpers import (
     wait_pid_gone,
 )
 
-from symphony.server._discovery import pid_alive, read_discovery
+from symphony.server._discovery import discovery_path, pid_alive, read_discovery
 
 
 def _initialize(pipe: LspPipe, name: str) -> dict[str, object]:
@@ -178,3 +178,23 @@ def test_the_warm_path_ignores_a_runtime_directory_that_is_not_ours(runtime_dir:
     # Not a directory: a planted file (or symlink) must not be trusted.
     (runtime_dir / "symphony").symlink_to("/tmp")
     assert _warm_discovery_file("/some/workspace") is None
+
+
+def test_attach_replaces_a_daemon_that_died_without_cleaning_up(
+    start_daemon: Callable[..., DaemonProcess], workspace: Path
+) -> None:
+    crashed = start_daemon("--unix")
+    crashed.wait_ready()
+    crashed.kill()  # SIGKILL: its discovery file and socket stay behind
+    stale = discovery_path(workspace)
+    assert stale.exists()
+    pipe = LspPipe(spawn_attach(workspace))
+    try:
+        _initialize(pipe, "editor")
+        pid = pipe.result("symphony/info", {})["pid"]
+        assert pid != crashed.pid
+        found = read_discovery(workspace)
+        assert found is not None
+        assert found.pid == pid
+    finally:
+        assert _shutdown_and_exit(pipe) == 0

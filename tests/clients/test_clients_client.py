@@ -37,6 +37,7 @@ from symphony.protocol import (
     PingResult,
     RequestSpec,
     RpcError,
+    ServerNotInitialized,
     Unauthorized,
 )
 from symphony.server import Daemon, RequestContext, StreamTransport, route
@@ -163,6 +164,17 @@ async def test_daemon_errors_are_raised_as_the_protocol_classes(
         assert any("typo" in str(error.get("loc")) for error in caught.value.data)
         # A failed request leaves the connection fine.
         assert (await client.ping(7)).data == 7
+
+
+async def test_a_client_can_do_the_handshake_itself(shared_daemon: DaemonProcess) -> None:
+    unix = shared_daemon.wait_ready()["unix"]
+    async with SymphonyClient.unix(unix, initialize=False, position_encodings=["utf-8"]) as client:
+        with pytest.raises(ServerNotInitialized):
+            await client.ping()
+        result = await client.initialize()
+        assert result.capabilities.position_encoding == "utf-8"
+        assert client.position_encoding == "utf-8"
+        assert (await client.ping(1)).data == 1
 
 
 async def test_a_message_over_the_limit_is_refused_before_it_is_sent(

@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from symphony.clients._client import DEFAULT_STREAM_SIZE, SymphonyClient
+from symphony.clients._client import _DEFAULT, DEFAULT_STREAM_SIZE, SymphonyClient, _Default
 from symphony.clients._transport import ConnectionLost
 from symphony.protocol import Notification, Params
 
@@ -267,8 +267,11 @@ class SyncClient:
         """The position encoding negotiated for this connection."""
         return self.client.position_encoding
 
-    def request(self, method: str, params: Params = None, *, timeout: float | None = None) -> Any:
-        """A raw request; its result (JSON value). See ``SymphonyClient.request``."""
+    def request(
+        self, method: str, params: Params = None, *, timeout: float | _Default | None = _DEFAULT
+    ) -> Any:
+        """A raw request; its result (JSON value). See ``SymphonyClient.request`` (``timeout``
+        defaults to the client's)."""
         return self._run(self.client.request(method, params, timeout=timeout))
 
     def notify(self, method: str, params: Params = None) -> None:
