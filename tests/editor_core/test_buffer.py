@@ -188,7 +188,7 @@ def test_batches_match_the_str_model(text: str, data: st.DataObject) -> None:
         assert buffer.line_count == len(_BREAK.split(expected))
         lf, crlf, cr = model_line_endings(expected)
         assert buffer.line_endings == LineEndings(lf=lf, crlf=crlf, cr=cr)
-        assert buffer.rope_at(revision) is record.before
+        assert buffer.rope_at(revision) == record.before
         model = expected
     buffer._check_invariants()
 
@@ -602,15 +602,47 @@ def test_history_is_bounded_by_count_and_by_text_budget() -> None:
     budget._check_invariants()
 
 
+def test_undo_is_bounded_by_group_count_and_by_text_budget() -> None:
+    buffer = Buffer("", undo_limit=3)
+    for word in ("one ", "two ", "three ", "four "):
+        buffer.apply([TextEdit(len(buffer.rope), len(buffer.rope), word)])
+    undone = 0
+    while buffer.undo() is not None:
+        undone += 1
+    assert undone == 3
+    assert buffer.text == "one "
+
+    budget = Buffer("", undo_budget=10)
+    budget.apply([TextEdit(0, 0, "abcd")])  # a group of 4 inserted + 0 in its inverse
+    budget.apply([TextEdit(4, 4, "efgh")])
+    budget.apply([TextEdit(8, 8, "ijkl")])  # 12 > 10: the oldest group goes
+    budget.undo()
+    budget.undo()
+    assert budget.undo() is None
+    assert budget.text == "abcd"
+    budget.redo()
+    budget.apply([TextEdit(0, 8, "X" * 20)])  # alone over budget: kept, but nothing else
+    assert budget.undo() is not None
+    assert budget.undo() is None
+    assert budget.text == "abcdefgh"
+    budget._check_invariants()
+
+
 def test_changes_since_replay_to_the_current_text() -> None:
     buffer = Buffer("fn main() {}\r\n")
     buffer.apply([TextEdit(11, 11, "\r\n    run();\r\n")])
     buffer.apply([TextEdit(0, 2, "pub fn")])
     buffer.undo()
     text = str(buffer.rope_at(0))
-    for record in buffer.changes_since(0):
+    assert text == "fn main() {}\r\n"
+    records = buffer.changes_since(0)
+    assert [r.kind for r in records] == [ChangeKind.EDIT, ChangeKind.EDIT, ChangeKind.UNDO]
+    for record in records:
+        assert str(record.before) == text
         text = replay(text, record)
+        assert str(record.after) == text
     assert text == buffer.text
+    assert records[-1].after == buffer.rope
 
 
 # --- the state machine ------------------------------------------------------------------------
@@ -839,7 +871,10 @@ class BufferMachine(RuleBasedStateMachine):
         assert buffer.can_redo == bool(model.redo)
         lf, crlf, cr = model_line_endings(model.current.text)
         assert buffer.line_endings == LineEndings(lf=lf, crlf=crlf, cr=cr)
-        buffer._check_invariants()
+
+    def teardown(self) -> None:
+        # The internal invariants replay the whole history: once per run, not once per step.
+        self.buffer._check_invariants()
 
 
 def test_buffer_state_machine() -> None:

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 A :class:`Buffer` holds a persistent :class:`~symphony.editor_core._rope.Rope` and a revision
 number. Every batch of edits makes exactly one new revision and one :class:`ChangeRecord`; the
-record keeps the rope from before and after the batch, which costs nothing because ropes share
-structure. Three things are built from those records:
+record holds the rope from before and after the batch, which costs nothing because ropes share
+structure. The history keeps each revision's edits and the text they removed (not its ropes,
+see below). Three things are built from them:
 
 * **Clients.** ``ChangeRecord.changes`` lists the batch in descending start order, so that it can
   be applied one change after another (LSP ``contentChanges`` semantics) *and* every change's
@@ -31,10 +32,10 @@ structure. Three things are built from those records:
 * **Undo.** Undo is linear and buffer-wide, as in a single-user editor: every content change
   goes through the undo stack (edits push, undo moves a group to the redo stack, redo moves it
   back, and a new edit clears the redo stack), so the group on top of a stack always applies to
-  the current text exactly. A group stores the rope it started from and its batches *composed*
-  into one batch relative to that rope, so undoing a thousand keystrokes is one revision with one
-  small change, and the inverse is read back from the group's first rope. Undo and redo are
-  changes like any other: they make revisions and records, and rebasing goes through them.
+  the current text exactly. A group stores its batches *composed* into one batch (the classic OT
+  composition), and the inverse of that composed the same way from each batch's inverse, so
+  undoing a thousand keystrokes is one revision with one small change. Undo and redo are changes
+  like any other: they make revisions and records, and rebasing goes through them.
 
 Typing merges into one undo group by a rule that looks at the edits only (no clock in the core):
 a batch is *typing* when every edit inserts one code point that is not a line break, or every
@@ -55,11 +56,15 @@ Line endings are counted (``\\n``, ``\\r\\n``, lone ``\\r``, the LSP 3.17 breaks
 buffer is made and then kept up to date from each edit's neighbourhood, so ``line_endings`` is
 O(1). The text is never translated.
 
-History bound: the buffer keeps the records of the last ``HISTORY_LIMIT`` revisions, and fewer
-when the text they inserted and removed adds up to more than ``HISTORY_TEXT_BUDGET`` code points
-(always at least the latest one). ``rebase``, ``rope_at``, ``changes_since`` and
-``mark_saved(revision)`` accept revisions from ``oldest_revision`` to ``revision``. The undo
-stack keeps the last ``UNDO_LIMIT`` groups.
+Memory and bounds. History entries and undo groups hold edits and removed text, never ropes: a
+rope per revision would pin its own copy of the edited leaf and path (about 9 KB per revision on
+code with non-ASCII text, measured), where a keystroke's entry is a few hundred bytes. The rope
+of an older revision is rebuilt on demand by undoing the revisions since, from the current rope.
+The buffer keeps the last ``HISTORY_LIMIT`` revisions, and fewer when the text they inserted and
+removed adds up to more than ``HISTORY_TEXT_BUDGET`` code points (always at least the latest
+one); ``rebase``, ``rope_at``, ``changes_since`` and ``mark_saved(revision)`` accept revisions
+from ``oldest_revision`` to ``revision``. The undo and redo stacks keep the last ``UNDO_LIMIT``
+groups, fewer when their text passes ``UNDO_TEXT_BUDGET`` (always at least the latest group).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ __all__ = [
     "HISTORY_LIMIT",
     "HISTORY_TEXT_BUDGET",
     "UNDO_LIMIT",
+    "UNDO_TEXT_BUDGET",
     "Buffer",
     "ChangeKind",
     "ChangeRecord",
@@ -97,6 +103,7 @@ __all__ = [
 HISTORY_LIMIT: Final = 10_000
 HISTORY_TEXT_BUDGET: Final = 64 * 1024 * 1024
 UNDO_LIMIT: Final = 10_000
+UNDO_TEXT_BUDGET: Final = 64 * 1024 * 1024
 
 Position = tuple[int, int]
 """An LSP position: ``(line, character)``, character counted in some position encoding."""
@@ -173,7 +180,9 @@ def _normalize(edits: Iterable[TextEdit], length: int) -> tuple[TextEdit, ...]:
     insertions at one point keep their order and an insertion sorts before a range starting at
     its point. In that order a batch is valid when no edit starts before the previous one ends.
     """
-    ordered = sorted(edits, key=lambda e: (e.start, e.end))
+    ordered = list(edits)
+    if len(ordered) > 1:
+        ordered.sort(key=lambda e: (e.start, e.end))
     for edit in ordered:
         if edit.end > length:
             raise InvalidEdit(
@@ -322,53 +331,99 @@ class ChangeRecord:
 
 
 # --- the buffer's private bookkeeping ---------------------------------------------------------
+# History entries and undo groups keep edits and removed text, never ropes (module docstring).
 
 
 @dataclass(slots=True)
 class _Entry:
-    """One revision in the history, with what rebasing through it needs precomputed.
+    """One revision in the history.
 
-    ``ends``/``starts`` are the ascending edits' ends and starts (ends never decrease in a valid
-    batch, so ``bisect`` finds the edits that end before an offset); ``shifts[i]`` is the length
-    change of the first ``i`` edits.
+    Invariants:
+        ``edits`` is a canonical batch on the text of ``revision - 1``; ``removed[i]`` is the
+        text ``edits[i]`` replaced; ``size`` is the code points inserted plus removed.
     """
 
-    record: ChangeRecord
+    revision: int
+    edits: tuple[TextEdit, ...]
+    removed: tuple[str, ...]
+    origin: object
+    kind: ChangeKind
     state_before: int
     state: int
-    edits: tuple[TextEdit, ...]
-    starts: list[int]
-    ends: list[int]
-    shifts: list[int]
     size: int
+    _index: _RebaseIndex | None = None
+
+    def index(self) -> _RebaseIndex:
+        """What rebasing through this entry needs, built on first use (most are never used)."""
+        if self._index is None:
+            self._index = _RebaseIndex(self.edits)
+        return self._index
+
+    def record(self, before: Rope, after: Rope) -> ChangeRecord:
+        return ChangeRecord(self.revision, self.edits[::-1], before, after, self.origin, self.kind)
+
+
+class _RebaseIndex:
+    """A batch's starts, ends and cumulative shifts, for bisecting.
+
+    Invariants:
+        ``ends`` never decreases (a valid batch in ascending order); ``shifts[i]`` is the length
+        change of the first ``i`` edits.
+    """
+
+    __slots__ = ("ends", "shifts", "starts")
+
+    def __init__(self, edits: tuple[TextEdit, ...]) -> None:
+        self.starts = [e.start for e in edits]
+        self.ends = [e.end for e in edits]
+        self.shifts = list(accumulate((e.delta for e in edits), initial=0))
 
 
 @dataclass(slots=True)
 class _Member:
-    """One batch of an undo group: the content state after it, and its edits."""
+    """One batch of an undo group: the content state after it, its edits and their inverse."""
 
     state: int
     edits: tuple[TextEdit, ...]
+    inverse: tuple[TextEdit, ...]
 
 
 @dataclass(slots=True)
 class _Group:
-    """An undo group: its batches composed into one batch relative to ``before``.
+    """An undo group: its batches composed into one batch, and the inverse of that.
 
     Invariants:
-        - ``edits`` is a valid canonical batch on ``before``, equal in effect to applying every
-          member's edits in turn;
-        - the content state before the group is ``before_state``, after it ``members[-1].state``.
+        - ``edits`` is a canonical batch on the text before the group, equal in effect to every
+          member's edits in turn; ``inverse`` is one on the text after it, undoing ``edits``;
+        - the content state before the group is ``before_state``, after it ``members[-1].state``;
+        - ``size`` is the code points inserted by ``edits`` and by ``inverse``.
     """
 
-    before: Rope
     before_state: int
     edits: tuple[TextEdit, ...]
+    inverse: tuple[TextEdit, ...]
     members: list[_Member]
+    size: int
+
+    @classmethod
+    def of(cls, before_state: int, members: list[_Member]) -> _Group:
+        edits = _compose_all(m.edits for m in members)
+        inverse = _compose_all(m.inverse for m in reversed(members))
+        return cls(before_state, edits, inverse, members, _inserted(edits) + _inserted(inverse))
 
     @property
     def after_state(self) -> int:
         return self.members[-1].state
+
+    def extend(self, member: _Member) -> None:
+        self.edits = _compose(self.edits, member.edits)
+        self.inverse = _compose(member.inverse, self.inverse)
+        self.members.append(member)
+        self.size = _inserted(self.edits) + _inserted(self.inverse)
+
+
+def _inserted(edits: Iterable[TextEdit]) -> int:
+    return sum(len(e.text) for e in edits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,13 +444,20 @@ class _Typing:
         return all(c in (e.start, e.end) for e, c in zip(edits, self.cursors, strict=True))
 
 
-def _typing_of(edits: Sequence[TextEdit], before: Rope, origin: object) -> _Typing | None:
+def _typing_of(edits: Sequence[TextEdit], removed: Sequence[str], origin: object) -> _Typing | None:
     """The batch as typing (see the module docstring), or None when it is not typing."""
+    if len(edits) == 1:  # the common case, without the generic loops
+        edit = edits[0]
+        if edit.start == edit.end and len(edit.text) == 1 and edit.text not in "\r\n":
+            return _Typing(origin, "insert", (edit.start + 1,))
+        if edit.end - edit.start == 1 and not edit.text and removed[0] not in "\r\n":
+            return _Typing(origin, "delete", (edit.start,))
+        return None
     if all(e.start == e.end and len(e.text) == 1 and e.text not in "\r\n" for e in edits):
         kind: Literal["insert", "delete"] = "insert"
     elif all(
-        e.end - e.start == 1 and not e.text and before.slice(e.start, e.end) not in "\r\n"
-        for e in edits
+        e.end - e.start == 1 and not e.text and gone not in "\r\n"
+        for e, gone in zip(edits, removed, strict=True)
     ):
         kind = "delete"
     else:
@@ -501,13 +563,13 @@ def _compose(first: Sequence[TextEdit], second: Sequence[TextEdit]) -> tuple[Tex
     return out.finish()
 
 
-def _invert(edits: Sequence[TextEdit], before: Rope) -> tuple[TextEdit, ...]:
-    """The batch that undoes ``edits`` (a canonical batch on ``before``) on their result."""
+def _invert(edits: Sequence[TextEdit], removed: Sequence[str]) -> tuple[TextEdit, ...]:
+    """The batch that undoes ``edits`` (canonical) on their result, given the text they removed."""
     inverse = []
     shift = 0
-    for edit in edits:
+    for edit, gone in zip(edits, removed, strict=True):
         start = edit.start + shift
-        inverse.append(TextEdit(start, start + len(edit.text), before.slice(edit.start, edit.end)))
+        inverse.append(TextEdit(start, start + len(edit.text), gone))
         shift += edit.delta
     return tuple(inverse)
 
@@ -519,20 +581,20 @@ class Buffer:
     """A text with revisions, atomic multi-range edits, undo/redo, rebasing and dirty tracking.
 
     ``Buffer(text, revision=0)`` starts clean (its text counts as saved). Arguments
-    ``history_limit``, ``history_budget`` and ``undo_limit`` bound what it remembers (see the
-    module docstring); they default to ``HISTORY_LIMIT``, ``HISTORY_TEXT_BUDGET``, ``UNDO_LIMIT``.
+    ``history_limit``, ``history_budget``, ``undo_limit`` and ``undo_budget`` bound what it
+    remembers (see the module docstring); they default to ``HISTORY_LIMIT``,
+    ``HISTORY_TEXT_BUDGET``, ``UNDO_LIMIT`` and ``UNDO_TEXT_BUDGET``.
 
     Pure and synchronous: no I/O, no locks. The daemon owns each buffer from one task.
 
     Invariants:
         - ``revision`` strictly increases: each batch, undo and redo adds exactly one;
-        - the history holds the records of revisions ``oldest_revision + 1 .. revision``,
-          contiguous, each record's ``before`` being the previous one's ``after`` and the last
-          one's ``after`` the current rope; so applying the records after revision ``r`` to
-          ``rope_at(r)`` yields the current rope;
+        - the history holds revisions ``oldest_revision + 1 .. revision``, contiguous, each
+          with the content state it started from being the previous one's result; applying the
+          records after revision ``r`` to ``rope_at(r)`` yields the current rope;
         - ``line_endings`` equals ``LineEndings.of(rope)``;
-        - the top undo group, applied to its ``before``, gives the current text; the top redo
-          group's ``before`` is the current text;
+        - the top undo group's ``inverse`` applies to the current text and its ``edits`` to
+          the result lead back to it; the top redo group's ``edits`` apply to the current text;
         - ``dirty`` is ``False`` exactly when the current content state is the saved one.
     """
 
@@ -544,6 +606,7 @@ class Buffer:
         history_limit: int = HISTORY_LIMIT,
         history_budget: int = HISTORY_TEXT_BUDGET,
         undo_limit: int = UNDO_LIMIT,
+        undo_budget: int = UNDO_TEXT_BUDGET,
     ) -> None:
         if history_limit < 1 or undo_limit < 1:
             raise ValueError("history_limit and undo_limit must be at least 1")
@@ -552,6 +615,7 @@ class Buffer:
         self._history_limit = history_limit
         self._history_budget = history_budget
         self._undo_limit = undo_limit
+        self._undo_budget = undo_budget
         # Invariant: _history holds revisions oldest_revision + 1 .. _revision, in order.
         self._history: deque[_Entry] = deque()
         self._history_size = 0  # sum of the entries' `size`
@@ -563,6 +627,7 @@ class Buffer:
         self._saved_revision: int | None = revision
         self._undo: deque[_Group] = deque()
         self._redo: list[_Group] = []
+        self._undo_size = 0  # sum of the sizes of the groups on both stacks
         self._group_depth = 0  # nesting of `undo_group()` blocks
         self._explicit_open = False  # the top undo group belongs to the open `undo_group()`
         self._typing: _Typing | None = None  # the last batch, if typing the top group can extend
@@ -614,20 +679,38 @@ class Buffer:
     def oldest_revision(self) -> int:
         """The oldest revision the buffer can still rebase from or return the text of."""
         if self._history:
-            return self._history[0].record.revision - 1
+            return self._history[0].revision - 1
         return self._revision
 
     def rope_at(self, revision: int) -> Rope:
-        """The text at ``revision``; ``UnknownRevision`` outside ``oldest_revision..revision``."""
-        if revision == self._revision:
-            return self._rope
-        return self._history[self._index(revision)].record.before
+        """The text at ``revision``; ``UnknownRevision`` outside ``oldest_revision..revision``.
+
+        Rebuilt from the current rope by undoing the revisions since: O(m k log n) for m
+        revisions of k edits back.
+        """
+        return self._ropes_since(revision)[0]
 
     def changes_since(self, revision: int) -> tuple[ChangeRecord, ...]:
-        """The records of every revision after ``revision``, oldest first, to catch a client up."""
-        if revision == self._revision:
-            return ()
-        return tuple(e.record for e in islice(self._history, self._index(revision), None))
+        """The records of every revision after ``revision``, oldest first, to catch a client up.
+
+        Their ``before``/``after`` ropes are rebuilt (see ``rope_at``): equal in content to the
+        ones first returned, not the same objects.
+        """
+        ropes = self._ropes_since(revision)
+        entries = islice(self._history, self._index(revision), None)
+        return tuple(e.record(ropes[i], ropes[i + 1]) for i, e in enumerate(entries))
+
+    def _ropes_since(self, revision: int) -> list[Rope]:
+        """The ropes of revisions ``revision .. current``, rebuilt backwards from the current."""
+        count = len(self._history) - self._index(revision)
+        ropes = [self._rope]
+        rope = self._rope
+        for entry in islice(reversed(self._history), count):
+            for edit in reversed(_invert(entry.edits, entry.removed)):
+                rope = rope.replace(edit.start, edit.end, edit.text)
+            ropes.append(rope)
+        ropes.reverse()
+        return ropes
 
     def _index(self, revision: int) -> int:
         """The history index of the entry whose base is ``revision`` (< current)."""
@@ -673,11 +756,11 @@ class Buffer:
         else:
             batch = self._rebase(edits, base_revision, encoding)
         if not batch:
-            return self._commit(batch, origin, ChangeKind.EDIT, self._state)
-        before, before_state = self._rope, self._state
+            return self._commit(batch, origin, ChangeKind.EDIT, self._state)[0]
+        before_state = self._state
         state = self._fresh_state()
-        record = self._commit(batch, origin, ChangeKind.EDIT, state)
-        self._record_undo(batch, before, before_state, state, origin)
+        record, removed = self._commit(batch, origin, ChangeKind.EDIT, state)
+        self._record_undo(batch, removed, before_state, state, origin)
         return record
 
     def set_text(self, text: str, *, origin: object = None) -> ChangeRecord:
@@ -733,74 +816,93 @@ class Buffer:
     def _rebase(
         self, edits: Iterable[TextEdit | PositionEdit], base_revision: int, encoding: str
     ) -> tuple[TextEdit, ...]:
-        base = self.rope_at(base_revision)
-        batch = _normalize(resolve_edits(base, edits, encoding), len(base))
+        given = list(edits)
         if base_revision == self._revision:
-            return batch
+            return _normalize(resolve_edits(self._rope, given, encoding), len(self._rope))
+        first = self._index(base_revision)
+        if any(isinstance(e, PositionEdit) for e in given):
+            base = self.rope_at(base_revision)  # positions need the old text's lines
+            batch = _normalize(resolve_edits(base, given, encoding), len(base))
+        else:  # offsets only need the old length: the current one minus the changes since
+            length = len(self._rope) - sum(
+                sum(e.delta for e in entry.edits) for entry in islice(self._history, first, None)
+            )
+            batch = _normalize(resolve_edits(self._rope, given, encoding), length)
         moved = list(batch)
-        for entry in islice(self._history, self._index(base_revision), None):
+        for entry in islice(self._history, first, None):
+            if not entry.edits:
+                continue
+            index = entry.index()
             for i, edit in enumerate(moved):
                 # The changes of this entry that end at or before the edit starts shift it; the
                 # next one conflicts if it starts before the edit ends.
-                j = bisect_right(entry.ends, edit.start)
-                if j < len(entry.starts) and entry.starts[j] < edit.end:
+                j = bisect_right(index.ends, edit.start)
+                if j < len(index.starts) and index.starts[j] < edit.end:
                     change = entry.edits[j]
                     original = batch[i]
                     raise RevisionConflict(
                         f"edit {original.start}..{original.end} made against revision "
                         f"{base_revision} overlaps the change {change.start}..{change.end} of "
-                        f"revision {entry.record.revision}; the buffer is at revision "
+                        f"revision {entry.revision}; the buffer is at revision "
                         f"{self._revision}",
                         base_revision=base_revision,
                         current_revision=self._revision,
                     )
-                shift = entry.shifts[j]
+                shift = index.shifts[j]
                 if shift:
                     moved[i] = TextEdit(edit.start + shift, edit.end + shift, edit.text)
         return tuple(moved)
 
     def _commit(
         self, batch: tuple[TextEdit, ...], origin: object, kind: ChangeKind, state: int
-    ) -> ChangeRecord:
-        """Apply a canonical batch, make the revision and its record, and update the history."""
+    ) -> tuple[ChangeRecord, tuple[str, ...]]:
+        """Apply a canonical batch, make the revision, record it in the history.
+
+        Returns the change record and the text each edit removed.
+        """
         before = rope = self._rope
-        lf, crlf, cr = self._line_endings.lf, self._line_endings.crlf, self._line_endings.cr
+        endings = self._line_endings
+        lf, crlf, cr = endings.lf, endings.crlf, endings.cr
         size = 0
+        removed: list[str] = []
         for edit in reversed(batch):  # descending: each range is still valid in `rope`
+            start, end, text = edit.start, edit.end, edit.text
+            if start == end and not (cr or crlf) and "\r" not in text:
+                lf += text.count("\n")  # no \r anywhere: no pair to split or join (LF typing)
+                rope = rope.insert(start, text)
+                removed.append("")
+                size += len(text)
+                continue
             # Recount breaks in the edit's neighbourhood, one code point either side: a break is
             # at most two code points, and those edge points are the same before and after, so
             # a pair they form with text outside the window miscounts equally in both counts.
-            low, high = max(edit.start - 1, 0), min(edit.end + 1, len(rope))
-            old = rope.slice(low, high)
-            new = rope.slice(low, edit.start) + edit.text + rope.slice(edit.end, high)
-            a, b, c = _count_breaks(old)
-            x, y, z = _count_breaks(new)
-            lf, crlf, cr = lf + x - a, crlf + y - b, cr + z - c
-            rope = rope.replace(edit.start, edit.end, edit.text)
-            size += len(edit.text) + edit.end - edit.start
+            low = start - 1 if start else 0
+            old = rope.slice(low, min(end + 1, len(rope)))
+            gone = old[start - low : end - low]
+            if "\r" in old or "\n" in old or "\r" in text or "\n" in text:
+                new = old[: start - low] + text + old[end - low :]
+                a, b, c = _count_breaks(old)
+                x, y, z = _count_breaks(new)
+                lf, crlf, cr = lf + x - a, crlf + y - b, cr + z - c
+            rope = rope.replace(start, end, text)
+            removed.append(gone)
+            size += len(text) + len(gone)
+        removed.reverse()
         self._revision += 1
-        record = ChangeRecord(self._revision, batch[::-1], before, rope, origin, kind)
-        ends = [e.end for e in batch]
         entry = _Entry(
-            record=record,
-            state_before=self._state,
-            state=state,
-            edits=batch,
-            starts=[e.start for e in batch],
-            ends=ends,
-            shifts=list(accumulate((e.delta for e in batch), initial=0)),
-            size=size,
+            self._revision, batch, tuple(removed), origin, kind, self._state, state, size
         )
         self._rope = rope
         self._state = state
-        self._line_endings = LineEndings(lf, crlf, cr)
+        if (lf, crlf, cr) != (endings.lf, endings.crlf, endings.cr):
+            self._line_endings = LineEndings(lf, crlf, cr)
         self._history.append(entry)
         self._history_size += size
         while len(self._history) > self._history_limit or (
             self._history_size > self._history_budget and len(self._history) > 1
         ):
             self._history_size -= self._history.popleft().size
-        return record
+        return entry.record(before, rope), entry.removed
 
     def _fresh_state(self) -> int:
         state = self._next_state
@@ -822,12 +924,12 @@ class Buffer:
     def _record_undo(
         self,
         batch: tuple[TextEdit, ...],
-        before: Rope,
+        removed: tuple[str, ...],
         before_state: int,
         state: int,
         origin: object,
     ) -> None:
-        typing = None if self._group_depth else _typing_of(batch, before, origin)
+        typing = None if self._group_depth else _typing_of(batch, removed, origin)
         top = self._undo[-1] if self._undo else None
         merge = top is not None and (
             self._explicit_open
@@ -836,16 +938,26 @@ class Buffer:
             and self._typing is not None
             and self._typing.continued_by(typing, batch)
         )
+        member = _Member(state, batch, _invert(batch, removed))
+        for group in self._redo:
+            self._undo_size -= group.size
+        self._redo.clear()
         if top is not None and merge:
-            top.edits = _compose(top.edits, batch)
-            top.members.append(_Member(state, batch))
+            self._undo_size -= top.size
+            top.extend(member)
+            self._undo_size += top.size
         else:
-            self._undo.append(_Group(before, before_state, batch, [_Member(state, batch)]))
-            if len(self._undo) > self._undo_limit:
-                self._undo.popleft()
+            self._push_undo(_Group.of(before_state, [member]))
         self._explicit_open = self._group_depth > 0
         self._typing = typing
-        self._redo.clear()
+
+    def _push_undo(self, group: _Group) -> None:
+        self._undo.append(group)
+        self._undo_size += group.size
+        while len(self._undo) > self._undo_limit or (
+            self._undo_size > self._undo_budget and len(self._undo) > 1
+        ):
+            self._undo_size -= self._undo.popleft().size
 
     def break_undo_group(self) -> None:
         """End the current undo group: the next batch starts a new one."""
@@ -875,9 +987,7 @@ class Buffer:
         if not self._undo:
             return None
         group = self._undo.pop()
-        record = self._commit(
-            _invert(group.edits, group.before), origin, ChangeKind.UNDO, group.before_state
-        )
+        record, _ = self._commit(group.inverse, origin, ChangeKind.UNDO, group.before_state)
         self._redo.append(group)
         return record
 
@@ -887,10 +997,9 @@ class Buffer:
         if not self._redo:
             return None
         group = self._redo.pop()
-        record = self._commit(group.edits, origin, ChangeKind.REDO, group.after_state)
-        self._undo.append(group)
-        if len(self._undo) > self._undo_limit:
-            self._undo.popleft()
+        record, _ = self._commit(group.edits, origin, ChangeKind.REDO, group.after_state)
+        self._undo_size -= group.size  # _push_undo counts it again
+        self._push_undo(group)
         return record
 
     # -- saving
@@ -937,15 +1046,9 @@ class Buffer:
                 for i, member in enumerate(group.members[:-1]):
                     if member.state != state:
                         continue
-                    head_members, tail_members = group.members[: i + 1], group.members[i + 1 :]
-                    head_edits = _compose_all(m.edits for m in head_members)
-                    middle = group.before
-                    for edit in reversed(head_edits):
-                        middle = middle.replace(edit.start, edit.end, edit.text)
-                    head = _Group(group.before, group.before_state, head_edits, head_members)
-                    tail = _Group(
-                        middle, state, _compose_all(m.edits for m in tail_members), tail_members
-                    )
+                    head = _Group.of(group.before_state, group.members[: i + 1])
+                    tail = _Group.of(state, group.members[i + 1 :])
+                    self._undo_size += head.size + tail.size - group.size
                     # A redo stack is popped from the end, so its order is reversed.
                     pieces = [tail, head] if redo else [head, tail]
                     if isinstance(stack, deque):
@@ -962,31 +1065,43 @@ class Buffer:
         """Assert the invariants of the class docstring (for tests; O(history x n))."""
         history = list(self._history)
         for number, entry in enumerate(history, start=self.oldest_revision + 1):
-            assert entry.record.revision == number, "history is not contiguous"
+            assert entry.revision == number, "history is not contiguous"
         for previous, entry in pairwise(history):
-            assert entry.record.before is previous.record.after, "history records do not chain"
             assert entry.state_before == previous.state, "history states do not chain"
         if history:
-            assert history[-1].record.revision == self._revision
-            assert history[-1].record.after is self._rope
+            assert history[-1].revision == self._revision
             assert history[-1].state == self._state
+        # Replay the history forwards from the oldest rebuilt rope: it must give the current
+        # text, and each entry's removed text must be what its edits replaced.
+        text = str(self.rope_at(self.oldest_revision))
         for entry in history:
-            text = str(entry.record.before)
-            for change in entry.record.changes:
-                text = text[: change.start] + change.text + text[change.end :]
-            assert text == str(entry.record.after), "a record does not replay"
+            for edit, gone in zip(entry.edits, entry.removed, strict=True):
+                assert text[edit.start : edit.end] == gone, "removed text is wrong"
+            text = _apply_to_str(text, entry.edits)
+        assert text == str(self._rope), "the history does not replay to the text"
         assert self._history_size == sum(e.size for e in history)
         assert self._line_endings == LineEndings.of(self._rope), "line endings drifted"
+        current = str(self._rope)
         if self._undo:
             top = self._undo[-1]
             assert top.after_state == self._state
-            rope = top.before
-            for edit in reversed(top.edits):
-                rope = rope.replace(edit.start, edit.end, edit.text)
-            assert rope == self._rope, "the top undo group does not lead to the text"
+            before = _apply_to_str(current, top.inverse)
+            assert _apply_to_str(before, top.edits) == current, "the top undo group is stale"
         if self._redo:
-            assert self._redo[-1].before_state == self._state
-            assert self._redo[-1].before == self._rope, "the top redo group does not start here"
+            top = self._redo[-1]
+            assert top.before_state == self._state
+            after = _apply_to_str(current, top.edits)
+            assert _apply_to_str(after, top.inverse) == current, "the top redo group is stale"
+        groups = [*self._undo, *self._redo]
+        assert self._undo_size == sum(g.size for g in groups)
+        for group in groups:
+            assert group.size == _inserted(group.edits) + _inserted(group.inverse)
+
+
+def _apply_to_str(text: str, edits: Sequence[TextEdit]) -> str:
+    for edit in reversed(edits):
+        text = text[: edit.start] + edit.text + text[edit.end :]
+    return text
 
 
 def _compose_all(batches: Iterable[tuple[TextEdit, ...]]) -> tuple[TextEdit, ...]:
