@@ -70,7 +70,8 @@ class _Mapping:
             ):
                 raise InvalidEdit(
                     f"edits to map through must be ascending and must not overlap: "
-                    f"{previous.start}..{previous.end} then {following.start}..{following.end}"
+                    f"{previous.start}..{previous.end} then {following.start}..{following.end} "
+                    f"(pass the ChangeRecord, or its .edits, not its .changes)"
                 )
         self.edits = edits
         self.starts = [e.start for e in edits]

@@ -97,8 +97,8 @@ __all__ = [
     "resolve_edits",
 ]
 
-# Defaults of the bounds (each can be set per buffer). 10,000 revisions is hours of typing: a
-# client that falls further behind re-reads the buffer instead of rebasing. The text budget stops
+# Defaults of the bounds (each can be set per buffer). 10,000 revisions is about an hour of
+# continuous typing: a client that falls further behind re-reads the buffer instead of rebasing. The text budget stops
 # a series of whole-file reloads from keeping many copies of a large file alive through history.
 HISTORY_LIMIT: Final = 10_000
 HISTORY_TEXT_BUDGET: Final = 64 * 1024 * 1024
@@ -590,8 +590,8 @@ class Buffer:
     Invariants:
         - ``revision`` strictly increases: each batch, undo and redo adds exactly one;
         - the history holds revisions ``oldest_revision + 1 .. revision``, contiguous, each
-          with the content state it started from being the previous one's result; applying the
-          records after revision ``r`` to ``rope_at(r)`` yields the current rope;
+          starting from the content state the previous one ended in; applying the records
+          after revision ``r`` to ``rope_at(r)`` yields the current rope;
         - ``line_endings`` equals ``LineEndings.of(rope)``;
         - the top undo group's ``inverse`` applies to the current text and its ``edits`` to
           the result lead back to it; the top redo group's ``edits`` apply to the current text;
