@@ -514,3 +514,21 @@ def test_cold_spawn_to_initialize_result(dirs: tuple[Path, Path]) -> None:
     best = min(timings)
     print(f"cold spawn -> initialize result: best {best * 1000:.0f} ms of {len(timings)}")
     assert best < 3.0
+
+
+def test_stdio_from_a_regular_file_is_a_usage_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "in.txt"
+    script.write_bytes(b"Content-Length: 2\r\n\r\n{}")
+    with script.open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "symphony.server", "--stdio", "--log-format", "json"],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert b"needs stdin to be a pipe" in done.stderr

@@ -22,10 +22,11 @@ import abc
 import asyncio
 import contextlib
 import os
+import stat
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from symphony.server._exceptions import TransportClosed
+from symphony.server._exceptions import ConfigError, TransportClosed
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -160,6 +161,13 @@ async def open_stdio() -> StreamTransport:
     library's write can never corrupt the protocol stream.
     """
     loop = asyncio.get_running_loop()
+    for fd, name in ((0, "stdin"), (1, "stdout")):
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            raise ConfigError(
+                f"--stdio needs {name} to be a pipe, a socket or a terminal (as an editor "
+                f"spawning the daemon provides), not a regular file"
+            )
     in_fd = os.dup(0)
     out_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
