@@ -11,6 +11,8 @@ import os
 import random
 import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -517,9 +519,6 @@ def test_cold_spawn_to_initialize_result(dirs: tuple[Path, Path]) -> None:
 
 
 def test_stdio_from_a_regular_file_is_a_usage_error(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     script = tmp_path / "in.txt"
     script.write_bytes(b"Content-Length: 2\r\n\r\n{}")
     with script.open("rb") as stdin:
