@@ -177,6 +177,16 @@ class LspPipe:
             message["params"] = params
         self.send(message)
 
+    def close(self) -> None:
+        """Kill the process if it still runs; close its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(TIMEOUT)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
     def read_to_eof(self) -> bytes:
         """Everything until the process closes its stdout."""
         rest: bytes = self._buffer + self._out.read()

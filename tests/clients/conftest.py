@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from clients_helpers import DaemonProcess, stop_workspace_daemon
+from clients_helpers import DaemonProcess, LspPipe, spawn_attach, stop_workspace_daemon
 
 
 @pytest.fixture
@@ -76,3 +76,19 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonPr
         finally:
             process.kill()
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def attach(workspace: Path) -> Iterator[Callable[..., LspPipe]]:
+    """``attach(*args)``: a `symphony attach` process for ``workspace``, as an editor spawns it
+    (its stdio is the LSP conversation); killed and its pipes closed afterwards."""
+    pipes: list[LspPipe] = []
+
+    def start(*args: str) -> LspPipe:
+        pipe = LspPipe(spawn_attach(workspace, *args))
+        pipes.append(pipe)
+        return pipe
+
+    yield start
+    for pipe in pipes:
+        pipe.close()

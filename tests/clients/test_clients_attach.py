@@ -40,9 +40,11 @@ def _shutdown_and_exit(pipe: LspPipe) -> int:
     return pipe.proc.wait(TIMEOUT)
 
 
-def test_attach_starts_a_daemon_and_a_second_attach_reuses_it(workspace: Path) -> None:
+def test_attach_starts_a_daemon_and_a_second_attach_reuses_it(
+    workspace: Path, attach: Callable[..., LspPipe]
+) -> None:
     assert read_discovery(workspace) is None
-    first = LspPipe(spawn_attach(workspace))
+    first = attach()
     try:
         capabilities = _initialize(first, "editor one")["capabilities"]
         assert isinstance(capabilities, dict)
@@ -53,7 +55,7 @@ def test_attach_starts_a_daemon_and_a_second_attach_reuses_it(workspace: Path) -
         assert found.pid == started["pid"]
         assert "unix" in found.addresses
 
-        second = LspPipe(spawn_attach(workspace))
+        second = attach()
         try:
             _initialize(second, "editor two")
             again = second.result("symphony/info", {})
@@ -69,8 +71,10 @@ def test_attach_starts_a_daemon_and_a_second_attach_reuses_it(workspace: Path) -
     assert read_discovery(workspace) is not None
 
 
-def test_concurrent_attaches_start_a_single_daemon(workspace: Path) -> None:
-    pipes = [LspPipe(spawn_attach(workspace)) for _ in range(3)]
+def test_concurrent_attaches_start_a_single_daemon(
+    workspace: Path, attach: Callable[..., LspPipe]
+) -> None:
+    pipes = [attach() for _ in range(3)]
     try:
         pids = set()
         for i, pipe in enumerate(pipes):
@@ -83,11 +87,11 @@ def test_concurrent_attaches_start_a_single_daemon(workspace: Path) -> None:
 
 
 def test_attach_exits_when_the_editor_closes_its_stdin(
-    start_daemon: Callable[..., DaemonProcess], workspace: Path
+    start_daemon: Callable[..., DaemonProcess], workspace: Path, attach: Callable[..., LspPipe]
 ) -> None:
     daemon = start_daemon("--unix")
     daemon.wait_ready()
-    pipe = LspPipe(spawn_attach(workspace))
+    pipe = attach()
     _initialize(pipe, "editor")
     assert pipe.result("symphony/ping", {"data": "hi"}) == {"data": "hi"}
     assert pipe.proc.stdin is not None
@@ -118,14 +122,14 @@ def test_attach_reports_a_daemon_that_cannot_start(workspace: Path) -> None:
 
 
 def test_attach_to_a_warm_daemon_answers_initialize_fast(
-    start_daemon: Callable[..., DaemonProcess], workspace: Path
+    start_daemon: Callable[..., DaemonProcess], workspace: Path, attach: Callable[..., LspPipe]
 ) -> None:
     daemon = start_daemon("--unix")
     daemon.wait_ready()
     timings = []
     for i in range(5):
         started = time.perf_counter()
-        pipe = LspPipe(spawn_attach(workspace, "--no-start"))
+        pipe = attach("--no-start")
         _initialize(pipe, f"editor {i}")  # the first one warms the daemon's initialize path
         timings.append(elapsed_ms(started))
         assert _shutdown_and_exit(pipe) == 0
@@ -136,8 +140,10 @@ def test_attach_to_a_warm_daemon_answers_initialize_fast(
     assert warm < 1000
 
 
-def test_a_daemon_started_by_attach_is_detached(workspace: Path) -> None:
-    pipe = LspPipe(spawn_attach(workspace))
+def test_a_daemon_started_by_attach_is_detached(
+    workspace: Path, attach: Callable[..., LspPipe]
+) -> None:
+    pipe = attach()
     _initialize(pipe, "editor")
     pid = pipe.result("symphony/info", {})["pid"]
     # Killing the editor's attach (as a closed terminal would) does not take the daemon along.
@@ -181,14 +187,14 @@ def test_the_warm_path_ignores_a_runtime_directory_that_is_not_ours(runtime_dir:
 
 
 def test_attach_replaces_a_daemon_that_died_without_cleaning_up(
-    start_daemon: Callable[..., DaemonProcess], workspace: Path
+    start_daemon: Callable[..., DaemonProcess], workspace: Path, attach: Callable[..., LspPipe]
 ) -> None:
     crashed = start_daemon("--unix")
     crashed.wait_ready()
     crashed.kill()  # SIGKILL: its discovery file and socket stay behind
     stale = discovery_path(workspace)
     assert stale.exists()
-    pipe = LspPipe(spawn_attach(workspace))
+    pipe = attach()
     try:
         _initialize(pipe, "editor")
         pid = pipe.result("symphony/info", {})["pid"]

@@ -217,3 +217,6 @@ def test_watch_streams_events_as_json_lines_until_interrupted(
         watchdog.cancel()
         watch.kill()
         watch.wait(TIMEOUT)
+        for pipe in (watch.stdout, watch.stderr):
+            if pipe is not None:
+                pipe.close()
