@@ -119,11 +119,18 @@ def sweep_chunks(
 ) -> ChunkSweep:
     """Mark and delete unreferenced chunks among the next ``limit * 16`` chunk ids."""
     result = ChunkSweep(cursor=cursor)
+    # A dry run counts as unreferenced what no *held* content uses: the contents no artifact
+    # holds are still there (a dry run deletes nothing) but a real run collects them first.
+    referenced = (
+        "EXISTS (SELECT 1 FROM blob_chunks bc JOIN artifacts a ON a.blob = bc.blob "
+        "WHERE bc.chunk = c.id)"
+        if dry_run
+        else "EXISTS (SELECT 1 FROM blob_chunks bc WHERE bc.chunk = c.id)"
+    )
     ctx = store._read() if dry_run else store._write()
     with ctx as conn:
         rows = conn.execute(
-            "SELECT c.id, c.orphaned_at, c.stored_size, "
-            "EXISTS (SELECT 1 FROM blob_chunks bc WHERE bc.chunk = c.id) "
+            f"SELECT c.id, c.orphaned_at, c.stored_size, {referenced} "
             "FROM chunks c WHERE c.id > ? ORDER BY c.id LIMIT ?",
             (cursor, limit * _SCAN_PER_UNIT),
         ).fetchall()
