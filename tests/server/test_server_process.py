@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import BlockingClient, DaemonProcess, daemon_process
+from server_helpers import TIMEOUT, BlockingClient, DaemonProcess, daemon_process
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
@@ -228,7 +228,7 @@ class Sockets:
         return BlockingClient.unix(self.addresses["unix"])
 
     def ws(self, query: str = "", **kwargs: Any) -> ClientConnection:
-        return ws_connect(self.addresses["ws"] + query, open_timeout=10, **kwargs)
+        return ws_connect(self.addresses["ws"] + query, open_timeout=TIMEOUT, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ def ws_call(ws: ClientConnection, request: Request, codec: Codec = Codec.JSON) -
     body = encode_message(request, codec)
     ws.send(body.decode() if codec is Codec.JSON else body)
     while True:
-        raw = ws.recv(timeout=10)
+        raw = ws.recv(timeout=TIMEOUT)
         message = decode_message(raw, Codec.JSON if isinstance(raw, str) else Codec.MSGPACK)
         if isinstance(message, Response | ErrorResponse) and message.id == request.id:
             return message
@@ -313,7 +313,7 @@ def test_websocket_token_in_the_handshake_or_in_initialize(sockets: Sockets) -> 
         assert isinstance(refused, ErrorResponse)
         assert refused.code == -32903
         with pytest.raises(ConnectionClosedOK):  # then a clean close handshake
-            ws.recv(timeout=10)
+            ws.recv(timeout=TIMEOUT)
         assert ws.close_code == 1000
     with sockets.ws() as ws:
         options = {"capabilities": {}, "initializationOptions": {"token": sockets.token}}
@@ -434,11 +434,11 @@ def test_sigterm_stops_gracefully_and_cleans_up(dirs: tuple[Path, Path]) -> None
         client.initialize()
         discovery = Path(daemon.wait_log("ready")["discovery"])
         assert discovery.exists()
-        with ws_connect(addresses["ws"], open_timeout=10) as ws:
+        with ws_connect(addresses["ws"], open_timeout=TIMEOUT) as ws:
             assert daemon.terminate() == 0
             assert client.closed_by_peer()
             with pytest.raises(ConnectionClosedOK):
-                ws.recv(timeout=10)
+                ws.recv(timeout=TIMEOUT)
             assert ws.close_code == 1000  # closed by its connection, not dropped by the listener
         assert not discovery.exists()
         assert not os.path.exists(addresses["unix"])
@@ -455,7 +455,7 @@ def test_non_loopback_addresses_need_allow_remote(dirs: tuple[Path, Path]) -> No
     ) as daemon:
         addresses = daemon.wait_ready()
         port = int(addresses["tcp"].rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10):
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
             pass
         assert daemon.terminate() == 0
 
