@@ -111,6 +111,19 @@ async def test_connect_workspace_finds_the_daemon_by_its_discovery_file(
             assert (await client.info()).pid == shared_daemon.pid
 
 
+async def test_connect_workspace_falls_back_to_tcp_with_the_discovered_token(
+    start_daemon: Callable[..., DaemonProcess], workspace: Path
+) -> None:
+    daemon = start_daemon("--tcp", "127.0.0.1:0")
+    daemon.wait_ready()
+    async with SymphonyClient.connect_workspace(str(workspace)) as client:
+        assert client.connector.kind == "tcp"
+        assert (await client.info()).pid == daemon.pid
+    with pytest.raises(ConnectError, match="does not listen on unix"):
+        async with SymphonyClient.connect_workspace(str(workspace), prefer="unix"):
+            pass
+
+
 async def test_connect_workspace_without_a_daemon_raises_daemon_not_found(
     workspace: Path,
 ) -> None:

@@ -337,6 +337,8 @@ def _client_command(
             # Our reader went away (`symphony watch | head`): not an error of ours.
             _silence_stdout()
             return EXIT_OK
+        except OSError as exc:  # e.g. a runtime directory we may not use
+            return _fail(args, str(exc), EXIT_CONNECTION)
 
     return run
 

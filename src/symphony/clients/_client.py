@@ -393,14 +393,15 @@ class SymphonyClient:
         cls,
         workspace: str = ".",
         *,
-        prefer: Literal["unix", "tcp", "ws"] = "unix",
+        prefer: Literal["unix", "tcp", "ws"] | None = None,
         start: bool = False,
         start_timeout: float = 15.0,
         **options: Any,
     ) -> SymphonyClient:
         """Connect to the daemon of a workspace, found through its discovery file.
 
-        ``prefer`` picks the address (the Unix socket by default). With ``start``, a daemon is
+        ``prefer`` picks the address (default: the Unix socket if the daemon listens on one,
+        else TCP, else WebSocket). With ``start``, a daemon is
         started in the background when none runs (as ``symphony attach`` does); otherwise
         entering the client raises ``DaemonNotFound``. The discovery file is read again on
         every (re)connect, so a restarted daemon is found with its new token.

@@ -69,7 +69,7 @@ def connect(
     ws: str | None = None,
     token: str | None = None,
     start: bool = False,
-    prefer: Literal["unix", "tcp", "ws"] = "unix",
+    prefer: Literal["unix", "tcp", "ws"] | None = None,
     **options: Any,
 ) -> SyncClient:
     """A connected ``SyncClient``.

@@ -428,18 +428,23 @@ class StdioConnector(Connector):
         return "stdio " + " ".join(self.argv)
 
 
+#: The transports a ``WorkspaceConnector`` tries by default, in order.
+_PREFERENCE: Final = ("unix", "tcp", "ws")
+
+
 @dataclass(slots=True)
 class WorkspaceConnector(Connector):
     """The daemon of a workspace, found through its discovery file on every ``open``.
 
     Looking it up each time is what makes reconnecting work across a daemon restart: the new
     daemon has a new pid and token (and maybe new TCP/WebSocket ports). ``prefer`` picks the
-    transport; the Unix socket is the default (no token, lowest latency). With ``start``, a
-    daemon is started in the background when none runs (``symphony.clients._attach``).
+    transport; by default (None) the first the daemon listens on of the Unix socket (no token,
+    lowest latency), TCP, WebSocket. With ``start``, a daemon is started in the background
+    when none runs (``symphony.clients._attach``).
     """
 
     workspace: str = "."
-    prefer: Literal["unix", "tcp", "ws"] = "unix"
+    prefer: Literal["unix", "tcp", "ws"] | None = None
     start: bool = False
     start_timeout: float = 15.0
     token: str | None = None
@@ -452,16 +457,19 @@ class WorkspaceConnector(Connector):
         workspace, info = await asyncio.to_thread(self._discover)
         self.pid = info.pid
         self.token = info.token
-        address = info.addresses.get(self.prefer)
-        if address is None:
+        kinds = (self.prefer,) if self.prefer is not None else _PREFERENCE
+        kind = next((k for k in kinds if k in info.addresses), None)
+        if kind is None:
             raise ConnectError(
-                f"the daemon of {workspace} (pid {info.pid}) does not listen on {self.prefer} "
+                f"the daemon of {workspace} (pid {info.pid}) does not listen on "
+                f"{self.prefer or 'a socket'} "
                 f"(it listens on: {', '.join(sorted(info.addresses)) or 'nothing'})"
             )
+        address = info.addresses[kind]
         connector: Connector
-        if self.prefer == "unix":
+        if kind == "unix":
             connector = UnixConnector(address)
-        elif self.prefer == "tcp":
+        elif kind == "tcp":
             host, port = parse_tcp_address(address)
             connector = TcpConnector(host, port, token=info.token)
         else:
@@ -484,4 +492,4 @@ class WorkspaceConnector(Connector):
         return workspace, info
 
     def describe(self) -> str:
-        return f"the daemon of {self.workspace} ({self.prefer})"
+        return f"the daemon of {self.workspace}" + (f" ({self.prefer})" if self.prefer else "")
