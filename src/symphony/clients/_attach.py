@@ -357,10 +357,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="symphony attach",
-        description="Bridge stdin/stdout to the workspace's daemon (starting it if needed).",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))
+
+
+DESCRIPTION: Final = """\
+Bridge this process's stdin/stdout to the workspace's daemon over its Unix socket, byte for
+byte: put `symphony attach` in your editor's LSP configuration. If no daemon runs for the
+workspace, one is started in the background first; it outlives the editor, so buffers stay
+warm for the next client. Its log is $XDG_RUNTIME_DIR/symphony/<workspace key>.log."""
+EPILOG: Final = (
+    "exit status: 0 the daemon closed the connection; 1 the connection broke; "
+    "3 no daemon and --no-start; 5 could not start or reach one"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -80,15 +80,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "attach",
         help="bridge stdio to the workspace's daemon (what editors run), starting it if needed",
-        description=(
-            "Bridge this process's stdin/stdout to the workspace's daemon over its Unix "
-            "socket, byte for byte: put `symphony attach` in your editor's LSP configuration. "
-            "If no daemon runs for the workspace, one is started in the background first; it "
-            "outlives the editor, so buffers stay warm for the next client. Its log is "
-            "<runtime dir>/symphony/<key>.log."
-        ),
-        epilog="exit status: 0 the daemon closed the connection; 1 the connection broke; "
-        "3 no daemon and --no-start; 5 could not start or reach one",
+        description=_attach.DESCRIPTION,
+        epilog=_attach.EPILOG,
         formatter_class=fmt,
     )
     _attach.add_arguments(parser)
@@ -188,7 +181,9 @@ def _command(
 ) -> argparse.ArgumentParser:
     description = help[0].upper() + help[1:] + "."
     if description_extra:
-        description += "\n\n" + description_extra
+        import textwrap
+
+        description += "\n\n" + textwrap.fill(description_extra, 88)
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=help,
