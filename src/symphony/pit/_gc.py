@@ -35,6 +35,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple, cast
 
 from symphony.pit._crypto import encode_chunk
@@ -289,38 +290,38 @@ class FileSweep:
     finished: bool = False
 
 
-_FAN_OUT: Final = [f"{i:02x}" for i in range(256)]
-
-
 def collect_files(
     store: ArtifactStore, *, limit: int, grace: float, now: float, cursor: int, dry_run: bool
 ) -> FileSweep:
     """Delete files the database does not name and older than ``grace``.
 
-    ``cursor`` walks the 512 pack folders (one unit each) and then the temp folders (one unit).
+    ``cursor`` walks the existing fan-out folders of both areas (one unit each), then the temp
+    folders (one unit).
     """
     layout = store.layout
     result = FileSweep(cursor=cursor)
     known = {(area, name) for name, area in store._db().execute("SELECT name, area FROM packs")}
     areas: Sequence[Area] = ("objects", "archive")
-    units = 0
+    folders: list[tuple[str, Path | None]] = [
+        (area, folder) for area in areas for folder in layout.fan_out_dirs(area)
+    ]
+    folders.append(("tmp", None))
     position = cursor
-    while units < limit and position <= 2 * 256:
-        units += 1
-        candidates: list[tuple[str, str, str]] = []  # (area or "tmp", pack name, path)
-        if position < 2 * 256:
-            area = areas[position // 256]
-            folder = layout.area_dir(area) / _FAN_OUT[position % 256]
+    while result.units < limit and position < len(folders):
+        result.units += 1
+        kind, folder = folders[position]
+        position += 1
+        candidates: list[tuple[str, str]] = []  # (pack name or "", path)
+        if folder is not None:
             with contextlib.suppress(FileNotFoundError):
                 for entry in os.scandir(folder):
                     if entry.name.endswith(PACK_SUFFIX):
                         pack_name = entry.name[: -len(PACK_SUFFIX)]
-                        if (area, pack_name) not in known:
-                            candidates.append((area, pack_name, entry.path))
+                        if (kind, pack_name) not in known:
+                            candidates.append((pack_name, entry.path))
         else:
-            candidates.extend(("tmp", path.name, str(path)) for path in layout.iter_tmp_files())
-        position += 1
-        for kind, pack_name, path in candidates:
+            candidates.extend(("", str(path)) for path in layout.iter_tmp_files())
+        for pack_name, path in candidates:
             try:
                 st = os.stat(path)
             except FileNotFoundError:
@@ -328,7 +329,7 @@ def collect_files(
             if st.st_mtime > now - grace:
                 continue  # maybe a put still running: packs are renamed before their commit
             if not dry_run:
-                if kind != "tmp" and not _still_orphan(store, cast(Area, kind), pack_name):
+                if pack_name and not _still_orphan(store, cast(Area, kind), pack_name):
                     continue
                 try:
                     os.unlink(path)
@@ -338,8 +339,8 @@ def collect_files(
             result.deleted += 1
             result.freed_bytes += st.st_size
     result.cursor = position
-    result.finished = position > 2 * 256
-    result.units = units
+    result.finished = position >= len(folders)
+    result.units = max(1, result.units)
     return result
 
 

@@ -63,8 +63,10 @@ class Layout:
     system, so the rename is atomic).
     """
 
-    def __init__(self, root: Path, archive: Path | None = None) -> None:
+    def __init__(self, root: Path, archive: Path | None = None, *, durable: bool = True) -> None:
         self.root = root
+        # Whether files and folders are fsynced (see ArtifactStore.open's ``durability``).
+        self.durable = durable
         self.db_path = root / "pit.db"
         self.objects = root / "objects"
         self.archive = archive if archive is not None else root / "archive"
@@ -94,7 +96,12 @@ class Layout:
                 created = True
         if created:
             for folder in {self.root, self.root.parent, self.archive.parent}:
-                fsync_dir(folder)
+                self.sync_dir(folder)
+
+    def sync_dir(self, path: Path) -> None:
+        """`fsync_dir` when the store is durable."""
+        if self.durable:
+            fsync_dir(path)
 
     def iter_pack_files(self, area: Area) -> Iterator[Path]:
         for sub in self.fan_out_dirs(area):
@@ -160,7 +167,8 @@ class PackWriter:
         file, self._file = self._file, None
         try:
             file.flush()
-            os.fsync(file.fileno())
+            if self.layout.durable:
+                os.fsync(file.fileno())
         finally:
             file.close()
         final = self.path
@@ -169,9 +177,9 @@ class PackWriter:
         except FileExistsError:
             pass
         else:
-            fsync_dir(final.parent.parent)  # the new fan-out folder's entry
+            self.layout.sync_dir(final.parent.parent)  # the new fan-out folder's entry
         os.rename(self._tmp, final)
-        fsync_dir(final.parent)
+        self.layout.sync_dir(final.parent)
         return final
 
     def discard(self) -> None:

@@ -132,17 +132,21 @@ CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(
 """
 
 
-def configure(conn: sqlite3.Connection) -> None:
-    """Per-connection settings (journal mode and auto_vacuum persist in the file itself)."""
+def configure(conn: sqlite3.Connection, *, durable: bool = True) -> None:
+    """Per-connection settings (journal mode and auto_vacuum persist in the file itself).
+
+    Not ``durable``: ``synchronous=NORMAL``, commits are not fsynced (see the ``durability``
+    argument of ``ArtifactStore.open``).
+    """
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(f"PRAGMA mmap_size = {_MMAP_SIZE}")
     conn.execute("PRAGMA temp_store = MEMORY")
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, *, durable: bool = True) -> sqlite3.Connection:
     """A connection in autocommit mode: transactions are always explicit (BEGIN ... COMMIT)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
-    configure(conn)
+    configure(conn, durable=durable)
     return conn

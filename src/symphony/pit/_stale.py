@@ -601,7 +601,7 @@ class StaleManager:
         if phase == "index":
             if dry:
                 return 1, True
-            count = store.index_pending(max_bytes=budget * 256 * 1024)
+            count = store.index_pending(max_bytes=budget * 256 * 1024, max_contents=budget)
             report.texts_indexed += count
             return max(1, count), count == 0
         if phase == "vacuum":
