@@ -18,7 +18,10 @@ import symphony
 __all__ = ["build_parser", "main"]
 
 # Modules contributing subcommands, in the order they appear in `symphony --help`.
-_COMMAND_MODULES: tuple[str, ...] = ("symphony.clients._cli_demo",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "symphony.clients._cli_serve",
+    "symphony.clients._cli_demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

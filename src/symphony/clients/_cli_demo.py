@@ -35,21 +35,27 @@ def _demo(args: argparse.Namespace) -> int:
     middle = rope.line_count // 2
     offset = rope.offset_at(middle, 31, "utf-16")
     print(f"  line {middle} col 31 (UTF-16) is offset {offset:,}: {rope.line(middle)!r}")
-    print(f"  back to a position: utf-16 {rope.position_at(offset)}, utf-8 "
-          f"{rope.position_at(offset, 'utf-8')}, utf-32 {rope.position_at(offset, 'utf-32')}")
+    print(
+        f"  back to a position: utf-16 {rope.position_at(offset)}, utf-8 "
+        f"{rope.position_at(offset, 'utf-8')}, utf-32 {rope.position_at(offset, 'utf-32')}"
+    )
 
     buffer = Buffer(rope)
     started = time.perf_counter()
     for i, ch in enumerate("hello"):
         buffer.apply([TextEdit(offset + i, offset + i, ch)], origin="demo")
     typed = (time.perf_counter() - started) / 5
-    print(f"Buffer: typed 'hello' at offset {offset:,} ({typed * 1e6:.0f} µs a keystroke); "
-          f"revision {buffer.revision}, dirty={buffer.dirty}")
+    print(
+        f"Buffer: typed 'hello' at offset {offset:,} ({typed * 1e6:.0f} µs a keystroke); "
+        f"revision {buffer.revision}, dirty={buffer.dirty}"
+    )
     record = buffer.changes_since(buffer.revision - 1)[0]
     print(f"  last change for an LSP client: {record.content_changes('utf-16')}")
     buffer.undo()
-    print(f"  one undo removes the whole typing group: revision {buffer.revision}, "
-          f"dirty={buffer.dirty}, line endings {buffer.line_ending.value}")
+    print(
+        f"  one undo removes the whole typing group: revision {buffer.revision}, "
+        f"dirty={buffer.dirty}, line endings {buffer.line_ending.value}"
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "demo.py"
