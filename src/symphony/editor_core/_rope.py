@@ -564,33 +564,39 @@ class Rope:
 
     def replace(self, start: int, end: int, text: str) -> Rope:
         """A new rope with code points ``start`` to ``end`` replaced by ``text``."""
-        self._check_range(start, end)
+        if not 0 <= start <= end <= self._root.chars:
+            self._check_range(start, end)
         if start == end and not text:
             return self
         if len(text) <= MAX_LEAF:
             fast = self._replace_in_leaf(start, end, text)
             if fast is not None:
-                return Rope._from_root(fast)
+                rope = Rope.__new__(Rope)
+                rope._root = fast
+                return rope
         return Rope._from_root(self._replace_general(start, end, text))
 
     def _replace_in_leaf(self, start: int, end: int, text: str) -> _Node | None:
-        """The fast path: an edit inside one leaf that keeps it within bounds, or None."""
-        root = self._root
-        node = root
+        """The fast path: an edit inside one leaf that keeps it within bounds, or None.
+
+        The hottest code in Symphony (every keystroke): kept to few bytecodes on purpose.
+        """
+        node = self._root
         path: list[tuple[_Node, int]] = []
         local_start = start
+        span = end - start
+        # An insertion at a seam appends to the left leaf; a deletion starts in the right one.
+        find = bisect_right if span else bisect_left
         while node.height:
-            ends = node.ends_chars()
-            # An insertion at a seam appends to the left leaf; a deletion starts in the right one.
-            i = bisect_left(ends, local_start) if start == end else bisect_right(ends, local_start)
-            if i == len(ends):
-                return None
+            ends = node._ends_chars
+            if ends is None:
+                ends = node.ends_chars()
+            i = find(ends, local_start)
+            if i == len(ends) or span > ends[i] - local_start:
+                return None  # past the end, or the range crosses into the next child
             child = node.children[i]
-            before = ends[i] - child.chars
-            if end - start > ends[i] - local_start:
-                return None  # the range crosses into the next child
             path.append((node, i))
-            local_start -= before
+            local_start -= ends[i] - child.chars
             node = child
         old = node.text
         local_end = local_start + (end - start)
