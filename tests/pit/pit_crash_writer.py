@@ -155,6 +155,7 @@ def serve() -> None:
             base_text(seed)  # computed once here, inherited by every child
             pid = os.fork()
             if pid == 0:  # the writer: never returns into the server loop
+                os.dup2(2, 1)  # stdout is the server's answer channel: not the writer's
                 try:
                     channel = _Channel(os.open(fifo, os.O_WRONLY))
                     run(store_path, seed, start, channel, mode)

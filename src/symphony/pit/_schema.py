@@ -30,6 +30,8 @@ _BUSY_TIMEOUT_MS: Final = 60_000
 #   - names.head is the newest remaining version of the name (NULL once all were deleted);
 #     names.next_version is above every version the name ever had, so refs are never reused;
 #   - text_fts holds (rowid = blob id) the text of head blobs only, and blobs.text_state says so.
+# Every index costs each put a page in the WAL, so there are only those a query needs to not
+# scan a table (lists by kind walk artifacts newest first and stop at the limit).
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -96,15 +98,12 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS artifacts_blob ON artifacts(blob);
 CREATE INDEX IF NOT EXISTS artifacts_parent ON artifacts(parent) WHERE parent IS NOT NULL;
-CREATE INDEX IF NOT EXISTS artifacts_kind ON artifacts(kind, id);
-CREATE INDEX IF NOT EXISTS artifacts_created ON artifacts(created_at);
 
 CREATE TABLE IF NOT EXISTS names (
     name         TEXT PRIMARY KEY,
     head         INTEGER REFERENCES artifacts(id),
     next_version INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS names_head ON names(head);
 
 CREATE TABLE IF NOT EXISTS tags (
     artifact INTEGER NOT NULL REFERENCES artifacts(id),

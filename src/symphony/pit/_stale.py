@@ -34,7 +34,8 @@ from typing import Any, Final, Literal
 
 from symphony.pit import _gc
 from symphony.pit._exceptions import InvalidArgument
-from symphony.pit._model import TIERS, Tier
+from symphony.pit._log import logger
+from symphony.pit._model import Tier
 from symphony.pit._protect import protection_reasons
 from symphony.pit._store import ArtifactStore
 
@@ -410,21 +411,9 @@ class StaleManager:
         self.gc_grace = gc_grace
         self.clock = clock
         self._cycle: _Cycle | None = None
+        self.last_report: CycleReport | None = None  # of the last cycle that finished
 
     # -- snapshots and plans -----------------------------------------------------------------
-
-    def artifact_facts(self) -> list[ArtifactFacts]:
-        rows = (
-            self.store._db()
-            .execute(
-                "SELECT id, name, version, kind, created_at, pinned, quality, outcome, blob "
-                "FROM artifacts"
-            )
-            .fetchall()
-        )
-        return [
-            ArtifactFacts(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8]) for r in rows
-        ]
 
     def plan_retention(self, now: float | None = None) -> RetentionPlan:
         """The retention plan for the store as it is now (nothing is changed)."""
@@ -495,6 +484,18 @@ class StaleManager:
         if done:
             self.last_report = cycle.report
             self._cycle = None
+            logger().info(
+                "pit.stale.cycle",
+                dry_run=cycle.report.dry_run,
+                deleted=len(cycle.report.deleted_artifacts),
+                contents=cycle.report.blobs_collected,
+                chunks=cycle.report.chunks_collected,
+                packs=cycle.report.packs_deleted + cycle.report.packs_compacted,
+                files=cycle.report.files_deleted,
+                freed=cycle.report.chunk_bytes_freed
+                + cycle.report.pack_bytes_freed
+                + cycle.report.file_bytes_freed,
+            )
         return SliceReport(phase=last, units=used, cycle_done=done)
 
     def run(self, *, dry_run: bool = False, max_units: int = 1024) -> CycleReport:
@@ -631,10 +632,3 @@ class StaleManager:
                 store._delete_artifact(conn, deletion.artifact_id)
                 done.append(deletion)
         return done
-
-
-def tier_of(value: str) -> Tier:
-    for tier in TIERS:
-        if tier == value:
-            return tier
-    raise InvalidArgument(f"bad tier {value!r}")
