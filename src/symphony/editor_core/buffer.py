@@ -619,7 +619,7 @@ class Buffer:
         # Invariant: _history holds revisions oldest_revision + 1 .. _revision, in order.
         self._history: deque[_Entry] = deque()
         self._history_size = 0  # sum of the entries' `size`
-        self._line_endings = LineEndings.of(self._rope)
+        self._line_endings = LineEndings.of(text)  # a str counts faster than its chunks
         # Content states: tokens, fresh for every batch that changes the text.
         self._state = 0
         self._next_state = 1
