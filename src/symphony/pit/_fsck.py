@@ -85,7 +85,8 @@ def fsck(store: ArtifactStore, *, verify: bool = False) -> FsckReport:
         if verify:
             _verify_contents(store, conn, report)
     finally:
-        conn.execute("COMMIT")
+        if conn.in_transaction:
+            conn.execute("COMMIT")
     return report
 
 
