@@ -636,19 +636,24 @@ def _check_edit(args: argparse.Namespace) -> None:
         raise _UsageError("--base-revision counts from 0")
 
 
+def text_change(
+    at: tuple[int, int], delete_to: tuple[int, int] | None, insert: str
+) -> dict[str, Any]:
+    """The ``TextChange`` (wire form) of ``edit --at L:C [--delete-to L:C] [--insert TEXT]``."""
+    start = {"line": at[0], "character": at[1]}
+    end = start if delete_to is None else {"line": delete_to[0], "character": delete_to[1]}
+    return {"range": {"start": start, "end": end}, "text": insert}
+
+
 async def _edit(args: argparse.Namespace, client: SymphonyClient) -> int:
     uri = _as_uri(args.uri)
-    line, character = args.at
-    start = {"line": line, "character": character}
-    end = start
-    if args.delete_to is not None:
-        end = {"line": args.delete_to[0], "character": args.delete_to[1]}
+    change = text_change(args.at, args.delete_to, args.insert)
     base = args.base_revision
     if base is None:
         # The current revision, cheaply: the text of an empty range.
-        base = (await client.get_text(uri, {"start": start, "end": start})).revision
-    edit = {"range": {"start": start, "end": end}, "text": args.insert}
-    result = await client.edit(uri, [edit], base_revision=base)
+        at = change["range"]["start"]
+        base = (await client.get_text(uri, {"start": at, "end": at})).revision
+    result = await client.edit(uri, [change], base_revision=base)
     if args.json:
         _print_json({"uri": uri, "revision": result.revision})
     else:

@@ -700,15 +700,7 @@ class SymphonyClient:
         working directory is not ours), a URI, or ``text`` alone for an untitled buffer."""
         from symphony.protocol import BufferOpenResult
 
-        params: dict[str, Any] = {}
-        if path is not None:
-            params["path"] = _absolute(path)
-        if uri is not None:
-            params["uri"] = uri
-        if text is not None:
-            params["text"] = text
-        if language_id is not None:
-            params["languageId"] = language_id
+        params = open_params(path, uri=uri, text=text, language_id=language_id)
         result = await self.request("symphony/buffer/open", params, **kw)
         return BufferOpenResult.model_validate(result)
 
@@ -718,10 +710,7 @@ class SymphonyClient:
         """``symphony/buffer/getText``: the text (or a range of it) and its revision."""
         from symphony.protocol import BufferGetTextResult
 
-        params: dict[str, Any] = {"uri": uri}
-        if range is not None:
-            params["range"] = _wire(range)
-        result = await self.request("symphony/buffer/getText", params, **kw)
+        result = await self.request("symphony/buffer/getText", get_text_params(uri, range), **kw)
         return BufferGetTextResult.model_validate(result)
 
     async def edit(
@@ -737,7 +726,7 @@ class SymphonyClient:
         ``current_revision``) if one overlaps a change made since."""
         from symphony.protocol import RevisionResult
 
-        params = {"uri": uri, "baseRevision": base_revision, "edits": [_wire(e) for e in edits]}
+        params = edit_params(uri, edits, base_revision=base_revision)
         result = await self.request("symphony/buffer/edit", params, **kw)
         return RevisionResult.model_validate(result)
 
@@ -759,10 +748,7 @@ class SymphonyClient:
         """``symphony/buffer/save``: write the buffer to its file (or ``path``), atomically."""
         from symphony.protocol import BufferSaveResult
 
-        params: dict[str, Any] = {"uri": uri}
-        if path is not None:
-            params["path"] = _absolute(path)
-        result = await self.request("symphony/buffer/save", params, **kw)
+        result = await self.request("symphony/buffer/save", save_params(uri, path), **kw)
         return BufferSaveResult.model_validate(result)
 
     async def close_buffer(self, uri: str, **kw: Any) -> None:
@@ -1111,6 +1097,52 @@ class SymphonyClient:
                     request.id, InternalError(f"{type(exc).__name__}: {exc}")
                 )
         await self._send(channel, reply)
+
+
+# -- params of the symphony/buffer/* helpers ------------------------------------------------------
+# Plain functions, so that a test can hold each against the protocol's params model.
+
+
+def open_params(
+    path: str | None = None,
+    *,
+    uri: str | None = None,
+    text: str | None = None,
+    language_id: str | None = None,
+) -> dict[str, Any]:
+    """``symphony/buffer/open`` params (``path`` made absolute: the daemon's working directory
+    is not ours)."""
+    params: dict[str, Any] = {}
+    if path is not None:
+        params["path"] = _absolute(path)
+    if uri is not None:
+        params["uri"] = uri
+    if text is not None:
+        params["text"] = text
+    if language_id is not None:
+        params["languageId"] = language_id
+    return params
+
+
+def get_text_params(uri: str, range: Any = None) -> dict[str, Any]:
+    """``symphony/buffer/getText`` params; ``range`` a ``Range`` model or its wire dict."""
+    params: dict[str, Any] = {"uri": uri}
+    if range is not None:
+        params["range"] = _wire(range)
+    return params
+
+
+def edit_params(uri: str, edits: Iterable[Any], *, base_revision: int) -> dict[str, Any]:
+    """``symphony/buffer/edit`` params; each edit a ``TextChange`` model or its wire dict."""
+    return {"uri": uri, "baseRevision": base_revision, "edits": [_wire(e) for e in edits]}
+
+
+def save_params(uri: str, path: str | None = None) -> dict[str, Any]:
+    """``symphony/buffer/save`` params."""
+    params: dict[str, Any] = {"uri": uri}
+    if path is not None:
+        params["path"] = _absolute(path)
+    return params
 
 
 def _wire(value: Any) -> Any:
