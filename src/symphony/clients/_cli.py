@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 # Modules contributing subcommands, in the order they appear in `symphony --help`.
 _COMMAND_MODULES: tuple[str, ...] = (
     "symphony.clients._cli_serve",
+    "symphony.clients._cli_pit",
     "symphony.clients._cli_demo",
 )
 
