@@ -68,6 +68,15 @@ async def test_a_spawned_stdio_daemon_answers_and_exits_cleanly(workspace: Path)
     assert process.returncode == 0
 
 
+async def test_a_spawned_daemon_that_cannot_start_is_a_connect_error(workspace: Path) -> None:
+    client = SymphonyClient.spawn(
+        "--max-message-size", "0", workspace=str(workspace), stderr=subprocess.DEVNULL
+    )
+    with pytest.raises(ConnectError, match="exited with status 2 before answering initialize"):
+        async with client:
+            pass
+
+
 @pytest.mark.parametrize(
     ("transport", "codec"),
     [

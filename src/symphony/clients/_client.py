@@ -891,21 +891,28 @@ class SymphonyClient:
                     if first.done():
                         await self._restore_subscriptions(channel, generation)
             except (ClientError, RpcError) as exc:
+                error: ClientError | RpcError = exc
                 channel.close()
                 await channel.wait_closed()
                 await reader
                 self._channel = None
+                if isinstance(channel, StdioChannel) and channel.process.returncode is not None:
+                    # A spawned daemon that died: its exit status says more than a closed pipe.
+                    error = ConnectError(
+                        f"the daemon ({self.connector.describe()}) exited with status "
+                        f"{channel.process.returncode} before answering initialize"
+                    )
                 if not first.done():
-                    first.set_exception(exc)
-                    await self._stop(ConnectionLost(f"handshake failed: {exc}"))
+                    first.set_exception(error)
+                    await self._stop(ConnectionLost(f"handshake failed: {error}"))
                     return
-                if isinstance(exc, RpcError) or policy is None:
+                if isinstance(error, RpcError) or policy is None:
                     # The daemon refused us (Unauthorized...): retrying will not help.
                     await self._stop(
-                        ConnectionLost(f"reconnected, but the handshake failed: {exc}")
+                        ConnectionLost(f"reconnected, but the handshake failed: {error}")
                     )
                     return
-                last_error = exc
+                last_error = error
                 continue
             attempt = 0
             down_since = None
