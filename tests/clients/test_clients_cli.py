@@ -220,3 +220,47 @@ def test_watch_streams_events_as_json_lines_until_interrupted(
         for pipe in (watch.stdout, watch.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def test_open_cat_edit_end_to_end(workspace: Path) -> None:
+    path = workspace / "doc.txt"
+    path.write_bytes("première ligne\nsans fin de ligne 😀".encode())
+    # open starts a daemon (none runs), which keeps the buffer for the next commands.
+    opened = run_cli("open", str(path), "--workspace", str(workspace), "--json")
+    assert opened.returncode == 0, opened.stderr
+    result = json.loads(opened.stdout)
+    uri = result["uri"]
+    assert (result["revision"], result["lineCount"], result["dirty"]) == (0, 2, False)
+    assert read_discovery(workspace) is not None
+
+    def cat() -> bytes:
+        shown = subprocess.run(
+            [*CLI, "cat", uri, "--workspace", str(workspace)],
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        return shown.stdout
+
+    assert cat() == path.read_bytes()  # exactly: no newline added
+    # Positions count code points: 19 is after the emoji (UTF-16 would say 20).
+    edited = run_cli(
+        "edit", str(path), "--at", "1:19", "--insert", "!", "--workspace", str(workspace)
+    )
+    assert edited.returncode == 0, edited.stderr
+    assert edited.stdout.strip() == f"{uri}  revision 1"
+    replaced = run_cli(
+        "edit", uri, "--at", "0:0", "--delete-to", "0:8", "--insert", "Première",
+        "--base-revision", "0", "--workspace", str(workspace), "--json",
+    )  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout) == {"uri": uri, "revision": 2}
+    assert cat().decode() == "Première ligne\nsans fin de ligne 😀!"
+    conflict = run_cli(
+        "edit", uri, "--at", "0:3", "--delete-to", "0:5", "--base-revision", "0",
+        "--workspace", str(workspace),
+    )  # fmt: skip
+    assert conflict.returncode == 4
+    assert "-32901" in conflict.stderr
+    assert '"currentRevision": 2' in conflict.stderr

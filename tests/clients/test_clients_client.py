@@ -28,6 +28,7 @@ from symphony.clients._transport import (
 )
 from symphony.handlers import ROUTES
 from symphony.protocol import (
+    BufferNotFound,
     Codec,
     InvalidParams,
     MessageTooLarge,
@@ -35,9 +36,13 @@ from symphony.protocol import (
     Notification,
     PingParams,
     PingResult,
+    Position,
+    Range,
     RequestSpec,
+    RevisionConflict,
     RpcError,
     ServerNotInitialized,
+    TextChange,
     Unauthorized,
 )
 from symphony.server import Daemon, RequestContext, StreamTransport, route
@@ -503,3 +508,87 @@ def test_the_sync_client_reports_a_failed_connect(runtime_dir: Path) -> None:
         connect(str(runtime_dir))
     with pytest.raises(ConnectError):
         connect(unix=str(runtime_dir / "nobody.sock"))
+
+
+# -- the buffer API, end to end -------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _read(path: Path) -> str:
+    return path.read_bytes().decode("utf-8")
+
+
+def _change(start: tuple[int, int], end: tuple[int, int], text: str) -> TextChange:
+    return TextChange(
+        range=Range(
+            start=Position(line=start[0], character=start[1]),
+            end=Position(line=end[0], character=end[1]),
+        ),
+        text=text,
+    )
+
+
+async def test_the_buffer_helpers_against_the_daemon(shared_daemon: DaemonProcess) -> None:
+    unix = shared_daemon.wait_ready()["unix"]
+    path = shared_daemon.workspace / "notes.txt"
+    _write(path, "hello\nwörld 😀\n")
+    async with (
+        SymphonyClient.unix(unix, client_name="writer") as writer,  # UTF-32: code points
+        SymphonyClient.unix(unix, position_encodings=["utf-16"]) as watcher,
+    ):
+        opened = await writer.open(str(path))
+        uri = opened.uri
+        assert (opened.revision, opened.line_count, opened.dirty) == (0, 3, False)
+        assert (await writer.get_text(uri)).text == "hello\nwörld 😀\n"
+        await watcher.subscribe_buffer(uri)
+        async with watcher.notifications("symphony/buffer/didChange") as changes:
+            # After the emoji: code point 7 for the writer, UTF-16 unit 8 for the watcher.
+            first = await writer.edit(uri, [_change((1, 7), (1, 7), "!")], base_revision=0)
+            note = await asyncio.wait_for(changes.get(), TIMEOUT)
+            assert isinstance(note.params, dict)
+            assert note.params["revision"] == first.revision
+            assert note.params["changes"][0]["range"]["start"] == {"line": 1, "character": 8}
+            assert note.params["origin"]["clientId"] == (await writer.info()).client_id
+        # An edit made against revision 0 that does not overlap is rebased...
+        second = await writer.edit(uri, [_change((0, 0), (0, 1), "J")], base_revision=0)
+        assert (await writer.get_text(uri)).text == "Jello\nwörld 😀!\n"
+        # ...and one that overlaps a later change is refused with the current revision.
+        with pytest.raises(RevisionConflict) as conflict:
+            await writer.edit(uri, [_change((1, 6), (2, 0), "")], base_revision=0)
+        assert conflict.value.current_revision == second.revision
+        part = await writer.get_text(
+            uri, Range(start=Position(line=1, character=0), end=Position(line=1, character=5))
+        )
+        assert part.text == "wörld"
+        await writer.undo(uri)
+        assert (await writer.get_text(uri)).text == "hello\nwörld 😀!\n"
+        await writer.redo(uri)
+        assert (await writer.get_text(uri)).text == "Jello\nwörld 😀!\n"
+        listed = {b.uri: b for b in (await writer.list_buffers()).buffers}
+        assert listed[uri].dirty
+        saved = await writer.save(uri)
+        assert saved.path == str(path)
+        assert _read(path) == "Jello\nwörld 😀!\n"
+        listed = {b.uri: b for b in (await writer.list_buffers()).buffers}
+        assert not listed[uri].dirty
+        await writer.close_buffer(uri)
+        with pytest.raises(BufferNotFound):
+            await writer.get_text(uri)
+
+
+async def test_an_untitled_buffer_from_text(shared_daemon: DaemonProcess) -> None:
+    async with SymphonyClient.unix(shared_daemon.wait_ready()["unix"]) as client:
+        opened = await client.open(text="scratch ✓", language_id="markdown")
+        assert opened.uri.startswith("untitled:")
+        assert opened.language_id == "markdown"
+        assert (await client.get_text(opened.uri)).text == "scratch ✓"
+        await client.edit(opened.uri, [_change((0, 9), (0, 9), "!")], base_revision=opened.revision)
+        # Unsaved changes nobody else holds are not dropped by accident.
+        with pytest.raises(RpcError):
+            await client.close_buffer(opened.uri)
+        await client.close_buffer(opened.uri, discard=True)
+        with pytest.raises(BufferNotFound):
+            await client.get_text(opened.uri)

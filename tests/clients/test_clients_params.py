@@ -11,9 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from symphony.clients._cli_client import text_change
-from symphony.clients._client import edit_params, get_text_params, open_params, save_params
+from symphony.clients._client import (
+    close_params,
+    edit_params,
+    get_text_params,
+    open_params,
+    save_params,
+)
 from symphony.protocol import (
     METHODS,
+    BufferCloseParams,
     BufferEditParams,
     BufferGetTextParams,
     BufferOpenParams,
@@ -66,10 +73,13 @@ def test_open_params_are_buffer_open_params(
     assert by_uri.uri == "file:///x.py"
 
 
-def test_save_params_are_buffer_save_params(tmp_path: Path) -> None:
+def test_save_and_close_params_are_their_models(tmp_path: Path) -> None:
     assert BufferSaveParams.model_validate(save_params("untitled:1")).path is None
     elsewhere = BufferSaveParams.model_validate(save_params("untitled:1", str(tmp_path / "b")))
     assert elsewhere.path == str(tmp_path / "b")
+    assert BufferSaveParams.model_validate(save_params("u:1", overwrite=True)).overwrite
+    assert not BufferCloseParams.model_validate(close_params("u:1")).discard
+    assert BufferCloseParams.model_validate(close_params("u:1", discard=True)).discard
 
 
 @given(

@@ -744,17 +744,21 @@ class SymphonyClient:
         result = await self.request("symphony/buffer/redo", {"uri": uri}, **kw)
         return RevisionResult.model_validate(result)
 
-    async def save(self, uri: str, path: str | None = None, **kw: Any) -> BufferSaveResult:
-        """``symphony/buffer/save``: write the buffer to its file (or ``path``), atomically."""
+    async def save(
+        self, uri: str, path: str | None = None, *, overwrite: bool = False, **kw: Any
+    ) -> BufferSaveResult:
+        """``symphony/buffer/save``: write the buffer to its file (or ``path``), atomically.
+        ``FileConflict`` if the file changed on disk since it was read, unless ``overwrite``."""
         from symphony.protocol import BufferSaveResult
 
-        result = await self.request("symphony/buffer/save", save_params(uri, path), **kw)
+        params = save_params(uri, path, overwrite=overwrite)
+        result = await self.request("symphony/buffer/save", params, **kw)
         return BufferSaveResult.model_validate(result)
 
-    async def close_buffer(self, uri: str, **kw: Any) -> None:
-        """``symphony/buffer/close``. (Named so that it cannot be mistaken for closing the
-        client, which is ``aclose``.)"""
-        await self.request("symphony/buffer/close", {"uri": uri}, **kw)
+    async def close_buffer(self, uri: str, *, discard: bool = False, **kw: Any) -> None:
+        """``symphony/buffer/close``; unsaved changes nobody else holds need ``discard``.
+        (Named so that it cannot be mistaken for closing the client, which is ``aclose``.)"""
+        await self.request("symphony/buffer/close", close_params(uri, discard=discard), **kw)
 
     async def list_buffers(self, **kw: Any) -> BufferListResult:
         """``symphony/buffer/list``: every open buffer."""
@@ -1144,11 +1148,22 @@ def edit_params(uri: str, edits: Iterable[Any], *, base_revision: int) -> dict[s
     return {"uri": uri, "baseRevision": base_revision, "edits": [_wire(e) for e in edits]}
 
 
-def save_params(uri: str, path: str | None = None) -> dict[str, Any]:
-    """``symphony/buffer/save`` params."""
+def save_params(uri: str, path: str | None = None, *, overwrite: bool = False) -> dict[str, Any]:
+    """``symphony/buffer/save`` params (flags sent only when set: the defaults are the
+    daemon's)."""
     params: dict[str, Any] = {"uri": uri}
     if path is not None:
         params["path"] = _absolute(path)
+    if overwrite:
+        params["overwrite"] = True
+    return params
+
+
+def close_params(uri: str, *, discard: bool = False) -> dict[str, Any]:
+    """``symphony/buffer/close`` params."""
+    params: dict[str, Any] = {"uri": uri}
+    if discard:
+        params["discard"] = True
     return params
 
 

@@ -342,11 +342,13 @@ class SyncClient:
     def redo(self, uri: str) -> RevisionResult:
         return self._run(self.client.redo(uri))
 
-    def save(self, uri: str, path: str | None = None) -> BufferSaveResult:
-        return self._run(self.client.save(uri, path))
+    def save(
+        self, uri: str, path: str | None = None, *, overwrite: bool = False
+    ) -> BufferSaveResult:
+        return self._run(self.client.save(uri, path, overwrite=overwrite))
 
-    def close_buffer(self, uri: str) -> None:
-        self._run(self.client.close_buffer(uri))
+    def close_buffer(self, uri: str, *, discard: bool = False) -> None:
+        self._run(self.client.close_buffer(uri, discard=discard))
 
     def list_buffers(self) -> BufferListResult:
         return self._run(self.client.list_buffers())
