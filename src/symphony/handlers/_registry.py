@@ -9,16 +9,14 @@ arrival order, with no task per request (the fast path; see ``route``). Handlers
 (files, threads, other clients) are routed without it and get a task each, so a slow one never
 holds up the next message.
 
-Adding methods (the extension points):
-  - the buffer API: write ``handlers/buffer.py`` with ``async def open(ctx, params:
-    BufferOpenParams) -> BufferOpenResult`` and so on (the specs ``BUFFER_OPEN``...
-    ``BUFFER_UNSUBSCRIBE`` already exist), and add its rows below. Shared buffer state goes in
-    ``ctx.daemon.services``; ``ctx.daemon.buffer_count`` feeds ``symphony/info``;
-    ``ctx.daemon.broadcast`` sends ``symphony/buffer/didChange`` encoded once per encoding.
-  - standard LSP text sync (``textDocument/didOpen``, ``didChange``, ``didClose``,
-    ``didSave``): declare their specs, write ``handlers/text_document.py``, add the rows;
-    ``initialize`` advertises ``textDocumentSync`` as soon as didOpen and didClose are routed.
-Every routed ``symphony/*`` method is listed in ``capabilities.experimental.symphony.methods``.
+Buffers: ``buffer`` (the ``symphony/buffer/*`` API) and ``text_document`` (standard LSP text
+sync) are thin shells over one store shared by every connection, ``_workspace.Workspace``
+(``ctx.daemon.services``; it feeds ``ctx.daemon.buffer_count`` and runs the file watcher through
+``Daemon.start_service``). ``initialize`` is ``text_document.initialize``: the lifecycle's, plus
+remembering whether the client takes ``workspace/applyEdit``. ``initialize`` advertises
+``textDocumentSync`` (incremental, save) because didOpen, didChange, didClose and didSave are
+routed here, and lists every routed ``symphony/*`` method in
+``capabilities.experimental.symphony.methods``.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from __future__ import annotations
 from typing import Final
 
 from symphony import protocol as m
-from symphony.handlers import lifecycle, system
+from symphony.handlers import buffer, lifecycle, system, text_document
 from symphony.server import RouteTable, route
 
 __all__ = ["ROUTES"]
@@ -34,12 +32,28 @@ __all__ = ["ROUTES"]
 ROUTES: Final = RouteTable(
     [
         # -- lifecycle (LSP) ----------------------------------------------------------
-        route(m.INITIALIZE, lifecycle.initialize, inline=True),
+        route(m.INITIALIZE, text_document.initialize, inline=True),
         route(m.INITIALIZED, lifecycle.initialized),
         route(m.SHUTDOWN, lifecycle.shutdown, inline=True),
         route(m.EXIT, lifecycle.exit),
         route(m.SET_TRACE, lifecycle.set_trace),
         route(m.CANCEL_REQUEST, lifecycle.cancel_request),
+        # -- text document synchronisation (LSP): notifications, run in order ---------
+        route(m.DID_OPEN, text_document.did_open),
+        route(m.DID_CHANGE, text_document.did_change),
+        route(m.DID_CLOSE, text_document.did_close),
+        route(m.DID_SAVE, text_document.did_save),
+        # -- buffers ------------------------------------------------------------------
+        route(m.BUFFER_OPEN, buffer.open_buffer),
+        route(m.BUFFER_GET_TEXT, buffer.get_text, inline=True),
+        route(m.BUFFER_EDIT, buffer.edit, inline=True),
+        route(m.BUFFER_UNDO, buffer.undo, inline=True),
+        route(m.BUFFER_REDO, buffer.redo, inline=True),
+        route(m.BUFFER_SAVE, buffer.save),
+        route(m.BUFFER_CLOSE, buffer.close, inline=True),
+        route(m.BUFFER_LIST, buffer.list_buffers, inline=True),
+        route(m.BUFFER_SUBSCRIBE, buffer.subscribe, inline=True),
+        route(m.BUFFER_UNSUBSCRIBE, buffer.unsubscribe, inline=True),
         # -- the daemon itself -----------------------------------------------------------
         route(m.PING, system.ping, inline=True),
         route(m.INFO, system.info, inline=True),

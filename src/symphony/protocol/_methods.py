@@ -49,6 +49,7 @@ __all__ = [
     "SHUTDOWN",
     "SUBSCRIBE",
     "UNSUBSCRIBE",
+    "WORKSPACE_APPLY_EDIT",
     "MethodSpec",
     "NotificationSpec",
     "RequestSpec",
@@ -135,6 +136,14 @@ DID_CLOSE: Final = NotificationSpec(
 )
 DID_SAVE: Final = NotificationSpec(
     "textDocument/didSave", m.DidSaveTextDocumentParams, "The client saved a document."
+)
+
+WORKSPACE_APPLY_EDIT: Final = RequestSpec(
+    "workspace/applyEdit",
+    m.ApplyWorkspaceEditParams,
+    m.ApplyWorkspaceEditResult,
+    "Changes other clients made to a document this editor has open (if it can apply edits).",
+    direction="server",
 )
 
 # -- symphony/buffer/* ---------------------------------------------------------------------------
@@ -244,6 +253,7 @@ METHODS: Final[dict[str, MethodSpec]] = {
         DID_CHANGE,
         DID_CLOSE,
         DID_SAVE,
+        WORKSPACE_APPLY_EDIT,
         BUFFER_OPEN,
         BUFFER_GET_TEXT,
         BUFFER_EDIT,

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "ApplyWorkspaceEditParams",
+    "ApplyWorkspaceEditResult",
     "BufferCloseParams",
     "BufferDidChangeOnDiskParams",
     "BufferDidChangeParams",
@@ -54,6 +56,7 @@ __all__ = [
     "InitializeResult",
     "InitializedParams",
     "LogTraceParams",
+    "OptionalVersionedTextDocumentIdentifier",
     "ParamsModel",
     "PingParams",
     "PingResult",
@@ -69,13 +72,16 @@ __all__ = [
     "SymphonyCapabilities",
     "TextChange",
     "TextDocumentContentChangeEvent",
+    "TextDocumentEdit",
     "TextDocumentIdentifier",
     "TextDocumentItem",
     "TextDocumentSyncOptions",
+    "TextEdit",
     "TraceValue",
     "UnsubscribeParams",
     "VersionedTextDocumentIdentifier",
     "WireModel",
+    "WorkspaceEdit",
     "WorkspaceFolder",
 ]
 
@@ -284,6 +290,48 @@ class DidSaveTextDocumentParams(WireModel):
     text: str | None = None
 
 
+# -- workspace/applyEdit (standard LSP, server -> client) ---------------------------------------
+# Spec: https://microsoft.github.io/language-server-protocol/specifications/lsp/3.17/specification/#workspace_applyEdit
+# How the daemon shows an editor the changes other clients made to a document it has open.
+
+
+class TextEdit(WireModel):
+    """LSP ``TextEdit``: replace ``range`` with ``new_text``. The edits of one list all refer to
+    the same text (unlike ``contentChanges``, which apply one after another)."""
+
+    range: Range
+    new_text: str
+
+
+class OptionalVersionedTextDocumentIdentifier(TextDocumentIdentifier):
+    """``version``: the client's version the edits were made for (``null``: any version)."""
+
+    version: int | None = None
+
+
+class TextDocumentEdit(WireModel):
+    text_document: OptionalVersionedTextDocumentIdentifier
+    edits: list[TextEdit]
+
+
+class WorkspaceEdit(WireModel):
+    """``document_changes`` (versioned, when the client supports it) or ``changes`` by URI."""
+
+    changes: dict[str, list[TextEdit]] | None = None
+    document_changes: list[TextDocumentEdit] | None = None
+
+
+class ApplyWorkspaceEditParams(WireModel):
+    label: str | None = None
+    edit: WorkspaceEdit
+
+
+class ApplyWorkspaceEditResult(WireModel):
+    applied: bool
+    failure_reason: str | None = None
+    failed_change: int | None = None
+
+
 # -- symphony/buffer/* -------------------------------------------------------------------------
 
 
@@ -353,10 +401,15 @@ class BufferRedoParams(ParamsModel):
 
 
 class BufferSaveParams(ParamsModel):
-    """``path`` absent: save to the buffer's own file (an untitled buffer needs one)."""
+    """``path`` absent: save to the buffer's own file (an untitled buffer needs one).
+
+    A save to the buffer's own file fails with FileConflict when the file changed on disk since
+    it was read; ``overwrite: true`` writes anyway (after the user chose to keep their text).
+    """
 
     uri: str
     path: str | None = None
+    overwrite: bool = False
 
 
 class BufferSaveResult(WireModel):
@@ -365,7 +418,12 @@ class BufferSaveResult(WireModel):
 
 
 class BufferCloseParams(ParamsModel):
+    """Close the buffer for the API. One that LSP editors still have open stays open for them.
+    Closing one with unsaved changes that nobody else holds needs ``discard: true`` (else
+    -32602): unsaved text is never dropped by accident."""
+
     uri: str
+    discard: bool = False
 
 
 class BufferListParams(ParamsModel):

@@ -24,7 +24,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +81,8 @@ class Daemon:
     Attributes for handlers: ``bus`` (the event bus), ``services`` (shared state by type, see
     ``Services``), ``connections`` (open ones), ``buffer_count`` (set by whoever provides the
     buffer store; ``symphony/info`` reports it), ``started_at``, ``token``, ``addresses``.
+    Services with background work run it through ``start_service`` and end it when
+    ``until_stopping`` returns.
 
     Invariant: ``connections`` holds exactly the connections whose ``run`` has started and not
     finished.
@@ -139,6 +141,26 @@ class Daemon:
                 note = notes[encoding] = SharedNotification(method, params_for(encoding))
             sent += connection.send_shared(note, droppable=droppable)
         return sent
+
+    def start_service(self, run: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run a shared service's background work as a task of the daemon's ``TaskGroup``.
+
+        For what a service does between requests (the buffer store watches files and sends
+        ``workspace/applyEdit`` to editors): owned by the daemon, so nothing outlives it.
+        ``run()`` must end on its own soon after ``until_stopping()`` returns, and must not
+        raise (an exception would stop the daemon). Returns False, starting nothing, when the
+        daemon is not running (tests that call ``serve`` directly): the service then works
+        without its background tasks.
+        """
+        if self._tg is None:
+            return False
+        self._tg.create_task(run())
+        return True
+
+    async def until_stopping(self) -> None:
+        """Return once the daemon begins to stop (at once if it is not running)."""
+        if self._stopping is not None:
+            await self._stopping.wait()
 
     def stop(self, exit_status: int = 0) -> None:
         """Ask the daemon to stop gracefully (idempotent; a second call shortens the grace)."""
