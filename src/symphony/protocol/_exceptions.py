@@ -27,8 +27,20 @@ Hierarchy::
             │                              data: {revision, currentRevision}
             ├── FileError          -32907  a file could not be read, decoded or written;
             │                              data: {path}
-            └── FileConflict       -32908  the file on disk changed since it was loaded or saved;
-                                           data: {path}
+            ├── FileConflict       -32908  the file on disk changed since it was loaded or saved;
+            │                              data: {path}
+            │   the Pit (symphony/artifact/*, symphony/pit/*):
+            ├── ArtifactNotFound   -32910  no artifact, content or upload matches a ref (or a
+            │                              content-id prefix matches several);
+            │                              data: {ref, what[, candidates]}
+            ├── ArtifactProtected  -32911  delete refused: pinned, accepted suggestion, high
+            │                              quality, held by a live workflow; data: {ref, reasons}
+            ├── PutConflict        -32912  a put raced a garbage collection; send it again
+            ├── EncryptionKeyError -32913  the daemon's key and the store do not go together
+            │                              (missing, wrong, malformed, or for a plain store)
+            └── DamagedData        -32914  stored data fails its checks or is missing, or the
+                                           store is unreadable (run `symphony pit fsck`);
+                                           data: {chunk} when one chunk is to blame
 
 The -32700..-32600 codes are JSON-RPC 2.0's (https://www.jsonrpc.org/specification#error_object),
 -32002 and -32800 are LSP's (https://microsoft.github.io/language-server-protocol/specifications/
@@ -310,3 +322,107 @@ def _data_field(data: Any, key: str, kind: type[_T]) -> _T | None:
         if isinstance(value, kind) and not isinstance(value, bool):
             return value
     return None
+
+
+# -- the Pit (symphony/artifact/*, symphony/pit/*) ------------------------------------------------
+# The handlers (symphony.handlers.artifact) map the Pit's exceptions to these at their boundary.
+
+__all__ += [
+    "ArtifactNotFound",
+    "ArtifactProtected",
+    "DamagedData",
+    "EncryptionKeyError",
+    "PutConflict",
+]
+
+
+class ArtifactNotFound(SymphonyError):
+    """No artifact, content or upload matches a ref, or a content-id prefix matches several.
+
+    ``data`` is ``{ref, what}`` (``what``: ``artifact``, ``content`` or ``upload``), plus
+    ``candidates`` (some of the matching content ids) for an ambiguous prefix.
+    """
+
+    CODE = -32910
+    DEFAULT_MESSAGE = "no artifact matches this ref"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        data: Any = None,
+        *,
+        ref: str | None = None,
+        what: str = "artifact",
+        candidates: list[str] | None = None,
+    ) -> None:
+        if ref is not None:
+            data = {"ref": ref, "what": what}
+            if candidates is not None:
+                data["candidates"] = candidates
+        super().__init__(message, data)
+
+    @property
+    def ref(self) -> str | None:
+        return _data_field(self.data, "ref", str)
+
+
+class ArtifactProtected(SymphonyError):
+    """Delete refused because the artifact is protected. ``data`` is ``{ref, reasons}``
+    (``pinned``, ``accepted-suggestion``, ``quality``, ``live``); ``force`` overrides."""
+
+    CODE = -32911
+    DEFAULT_MESSAGE = "the artifact is protected; delete it with force"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        data: Any = None,
+        *,
+        ref: str | None = None,
+        reasons: list[str] | None = None,
+    ) -> None:
+        if ref is not None and reasons is not None:
+            data = {"ref": ref, "reasons": reasons}
+        super().__init__(message, data)
+
+    @property
+    def reasons(self) -> list[str]:
+        found = _data_field(self.data, "reasons", list)
+        return [str(reason) for reason in found] if found is not None else []
+
+
+class PutConflict(SymphonyError):
+    """A put raced a garbage collection that removed chunks it meant to share: send it again
+    (only a put lasting longer than the collector's grace period, an hour by default)."""
+
+    CODE = -32912
+    DEFAULT_MESSAGE = "the put raced a garbage collection; send it again"
+
+
+class EncryptionKeyError(SymphonyError):
+    """The store is encrypted and the daemon has no key or the wrong one, the key is malformed,
+    or a key was given for a store created without encryption. The daemon takes the key from
+    ``SYMPHONY_PIT_KEY`` or ``SYMPHONY_PIT_KEY_FILE`` when it starts."""
+
+    CODE = -32913
+    DEFAULT_MESSAGE = "the encryption key does not go with the store"
+
+
+class DamagedData(SymphonyError):
+    """Stored bytes fail their authentication or hash check, or are missing (never returned as
+    content), or the store itself is unreadable. ``data`` is ``{chunk}`` when one chunk is to
+    blame. ``symphony pit fsck`` reports the damage."""
+
+    CODE = -32914
+    DEFAULT_MESSAGE = "stored data is damaged (run `symphony pit fsck`)"
+
+    def __init__(
+        self, message: str | None = None, data: Any = None, *, chunk: str | None = None
+    ) -> None:
+        if chunk is not None:
+            data = {"chunk": chunk}
+        super().__init__(message, data)
+
+    @property
+    def chunk(self) -> str | None:
+        return _data_field(self.data, "chunk", str)
