@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Final
 
 from symphony import protocol as m
-from symphony.handlers import buffer, lifecycle, system, text_document
+from symphony.handlers import artifact, buffer, lifecycle, system, text_document
 from symphony.server import RouteTable, route
 
 __all__ = ["ROUTES"]
@@ -59,5 +59,19 @@ ROUTES: Final = RouteTable(
         route(m.INFO, system.info, inline=True),
         route(m.SUBSCRIBE, system.subscribe, inline=True),
         route(m.UNSUBSCRIBE, system.unsubscribe, inline=True),
+        # -- the Pit (symphony/artifact/*, symphony/pit/*): store calls run in threads ------
+        route(artifact.ARTIFACT_PUT, artifact.put),
+        route(artifact.ARTIFACT_PUT_PART, artifact.put_part),
+        route(artifact.ARTIFACT_PUT_ABORT, artifact.put_abort),
+        route(artifact.ARTIFACT_GET, artifact.get),
+        route(artifact.ARTIFACT_STAT, artifact.stat),
+        route(artifact.ARTIFACT_LIST, artifact.list_artifacts),
+        route(artifact.ARTIFACT_SEARCH, artifact.search),
+        route(artifact.ARTIFACT_VERSIONS, artifact.versions),
+        route(artifact.ARTIFACT_PIN, artifact.pin),
+        route(artifact.ARTIFACT_UNPIN, artifact.unpin),
+        route(artifact.ARTIFACT_DELETE, artifact.delete),
+        route(artifact.PIT_GC, artifact.gc),
+        route(artifact.PIT_FSCK, artifact.fsck),
     ]
 )
