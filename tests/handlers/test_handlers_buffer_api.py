@@ -253,3 +253,53 @@ def test_buffer_events_and_info(daemon: Daemon) -> None:
     assert event("buffer/closed") == {"uri": uri, "discarded": True}
     watcher.close()
     client.close()
+
+
+def test_every_spelling_of_a_file_reaches_one_buffer(daemon: Daemon) -> None:
+    real = new_file(daemon, "same\n", ".md")
+    link = daemon.workspace / f"link-{next(_names)}.md"
+    link.symlink_to(real)
+    client = daemon.unix()
+    uri = client.result("symphony/buffer/open", {"path": str(link)})["uri"]
+    assert uri == real.resolve().as_uri()
+    spellings = [
+        link.absolute().as_uri(),
+        "file://localhost" + real.resolve().as_posix(),
+        real.resolve().as_uri().replace("-", "%2D"),  # percent-encoded where it need not be
+    ]
+    for spelling in spellings:
+        assert client.result("symphony/buffer/getText", {"uri": spelling}) == {
+            "text": "same\n",
+            "revision": 0,
+        }
+    assert len(client.result("symphony/buffer/list")["buffers"]) == 1
+    client.result("symphony/buffer/close", {"uri": spellings[0]})
+    assert client.result("symphony/buffer/list") == {"buffers": []}
+    client.close()
+
+
+def test_a_file_keeps_its_encoding_bom_and_line_endings(daemon: Daemon) -> None:
+    path = daemon.workspace / f"windows-{next(_names)}.txt"
+    path.write_bytes("\ufeffzwei\r\ndrei 😀\r\n".encode("utf-16-le"))
+    client = daemon.unix()
+    uri = client.result("symphony/buffer/open", {"path": str(path)})["uri"]
+    assert client.result("symphony/buffer/getText", {"uri": uri})["text"] == "zwei\r\ndrei 😀\r\n"
+    client.result(
+        "symphony/buffer/edit",
+        {"uri": uri, "baseRevision": 0, "edits": [insert(0, 0, "eins\r\n")]},
+    )
+    client.result("symphony/buffer/save", {"uri": uri})
+    assert path.read_bytes() == "\ufeffeins\r\nzwei\r\ndrei 😀\r\n".encode("utf-16-le")
+    client.result("symphony/buffer/close", {"uri": uri})
+    client.close()
+
+
+def test_a_file_that_does_not_decode_is_refused_with_where(daemon: Daemon) -> None:
+    path = daemon.workspace / f"binary-{next(_names)}.txt"
+    path.write_bytes(b"ok\n\xff\xfe\x00 not utf-8")
+    client = daemon.unix()
+    refused = client.error("symphony/buffer/open", {"path": str(path)})
+    assert refused.code == -32907
+    assert refused.data == {"path": str(path.resolve()), "encoding": "utf-8", "byteOffset": 3}
+    assert client.result("symphony/buffer/list") == {"buffers": []}
+    client.close()

@@ -62,9 +62,9 @@ and other editors receive like any change.
 as. Saves and disk checks of one document hold its ``disk_lock``, so a watcher event caused by
 our own save is checked against the stamp that save returned (``UNCHANGED``), never against the
 one before. The watcher is one ``watchfiles.awatch`` over the set of directories holding open
-files, not recursive; when that set changes it is restarted: the new watcher is started before
-the old one stops and every open file is checked once the new one is armed, so a change during
-the switch is not missed. On a change, ``files.check(path, stamp)``:
+files, not recursive; when that set changes it is restarted, and every open file is checked
+once the new watcher is armed, so a change while none was watching is not missed. On a change,
+``files.check(path, stamp)``:
 
 - ``UNCHANGED``/``TOUCHED``: keep the fresher stamp;
 - ``MODIFIED``: read it; if it holds the buffer's very text (an editor saved it), mark the buffer
@@ -630,8 +630,9 @@ class Workspace:
         if real is not None:
             doc = self._by_path.get(real)
             if doc is None:
-                doc = await self._open_file(real, text, language_id)
-                text = None  # it holds that text now
+                doc, made = await self._open_file(real, text, language_id)
+                if made:
+                    text = None  # it holds that text already
         elif uri is not None:
             doc = self.find(uri)
             if doc is None:
@@ -661,8 +662,12 @@ class Workspace:
             if uri not in self._docs:
                 return uri
 
-    async def _open_file(self, real: str, text: str | None, language_id: str | None) -> Document:
-        """Load ``real`` into a new document (an absent file is an error unless ``text``)."""
+    async def _open_file(
+        self, real: str, text: str | None, language_id: str | None
+    ) -> tuple[Document, bool]:
+        """Load ``real`` into a new document holding ``text`` if given (an absent file is an
+        error unless it is). Returns the document and whether it is new: another client may
+        have opened the file while we read it."""
         try:
             loaded: files.LoadedFile | None = await _load(real)
         except FileNotFoundError:
@@ -674,9 +679,9 @@ class Workspace:
             loaded = None
         except (OSError, core.FileError) as exc:
             raise rpc_error(exc, real) from None
-        existing = self._by_path.get(real)  # opened by someone else while we read
+        existing = self._by_path.get(real)
         if existing is not None:
-            return existing
+            return existing, False
         language = language_id or guess_language(real)
         if loaded is None:
             doc = Document(file_uri(real), Buffer(text or ""), language, path=real)
@@ -693,7 +698,7 @@ class Workspace:
             )
             if text is not None and text != loaded.text:
                 doc.buffer.set_text(text)
-        return self._add(doc)
+        return self._add(doc), True
 
     def _add(self, doc: Document) -> Document:
         self._docs[doc.uri] = doc
@@ -718,20 +723,22 @@ class Workspace:
         """Apply an API client's batch (ranges in its encoding), fan the revision out, and
         return it."""
         session = connection.session
-        edits = [
-            PositionEdit(
-                (change.range.start.line, change.range.start.character),
-                (change.range.end.line, change.range.end.character),
-                change.text,
-            )
-            for change in changes
-        ]
+        buffer, encoding = doc.buffer, session.position_encoding
         try:
-            record = doc.buffer.apply(
-                edits,
-                encoding=session.position_encoding,
-                base_revision=base_revision,
-                origin=session.client_id,
+            edits: list[TextEdit | PositionEdit]
+            if base_revision is None or base_revision == buffer.revision:
+                edits = _resolve(buffer.rope, changes, encoding)
+            else:  # positions in an older text: the core resolves them there
+                edits = [
+                    PositionEdit(
+                        (change.range.start.line, change.range.start.character),
+                        (change.range.end.line, change.range.end.character),
+                        change.text,
+                    )
+                    for change in changes
+                ]
+            record = buffer.apply(
+                edits, encoding=encoding, base_revision=base_revision, origin=session.client_id
             )
         except core.EditorCoreError as exc:
             raise rpc_error(exc) from None
@@ -1252,15 +1259,18 @@ class Workspace:
     async def _watch(self) -> None:
         while not self._stopping:
             self._dirs_changed.clear()
+            # Made before anything awaits: a stop or a change of directories from now on sets it.
+            stop = self._watch_stop = asyncio.Event()
             directories = self._directories()
             watched = await to_thread(_existing_directories, directories)
             self._watching = directories
+            if stop.is_set():
+                continue
             if not watched:
                 await self._dirs_changed.wait()
                 continue
             from watchfiles import awatch  # off the startup path: loaded with the first file
 
-            stop = self._watch_stop = asyncio.Event()
             try:
                 changes_of = awatch(
                     *watched,
@@ -1294,6 +1304,29 @@ class Workspace:
     async def _check_all(self) -> None:
         for doc in list(self._by_path.values()):
             await self.check_disk(doc)
+
+
+def _resolve(
+    rope: Rope, changes: Iterable[TextChange], encoding: str
+) -> list[TextEdit | PositionEdit]:
+    """Changes made against the current text, as offsets: what ``resolve_edits`` does, except
+    that an insertion's two equal positions are converted once (half the cost of a keystroke on
+    a long text, where finding a line is most of the work)."""
+    edits: list[TextEdit | PositionEdit] = []
+    for change in changes:
+        start, end = change.range.start, change.range.end
+        low = rope.offset_at(start.line, start.character, encoding)
+        if end.line == start.line and end.character == start.character:
+            high = low
+        else:
+            high = rope.offset_at(end.line, end.character, encoding)
+            if high < low:
+                raise core.InvalidEdit(
+                    f"edit {start.line}:{start.character}..{end.line}:{end.character} "
+                    f"({encoding}): the end comes before the start"
+                )
+        edits.append(TextEdit(low, high, change.text))
+    return edits
 
 
 async def _load(path: str) -> files.LoadedFile:
