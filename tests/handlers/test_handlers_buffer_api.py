@@ -107,6 +107,13 @@ def test_utf8_and_utf16_clients_edit_text_with_astral_characters(daemon: Daemon)
         assert model == expected
     ranged = {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 5}}
     assert utf8.result("symphony/buffer/getText", {"uri": uri, "range": ranged})["text"] == "𝄞Y"
+
+    # Unsubscribed: a later revision's didChange would come before the edit's own reply.
+    assert utf8.result("symphony/buffer/unsubscribe", {"uri": uri}) is None
+    utf8.result(
+        "symphony/buffer/edit", {"uri": uri, "baseRevision": 2, "edits": [insert(0, 0, "Z")]}
+    )
+    assert [n for n in utf8.notifications if n.method == "symphony/buffer/didChange"] == []
     utf8.result("symphony/buffer/close", {"uri": uri, "discard": True})
     utf8.close()
     utf16.close()
