@@ -24,6 +24,9 @@ M.text_of = text_of
 -- Start a client for `cmd` and wait until its initialize round trip is done. `debounce_ms`
 -- (optional) overrides how long Neovim holds didChange (0.7's default: 150 ms after the last).
 function M.start(cmd, root_dir, timeout_ms, debounce_ms)
+  if debounce_ms == vim.NIL then
+    debounce_ms = nil -- Python's None arrives as vim.NIL
+  end
   local id = vim.lsp.start_client({
     name = 'symphony',
     cmd = cmd,
