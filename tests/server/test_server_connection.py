@@ -26,7 +26,7 @@ from symphony.protocol import (
     Response,
     encode_message,
 )
-from symphony.server import Daemon, Limits, RequestContext, ServeOptions, route
+from symphony.server import Daemon, Limits, RequestContext, RouteTable, ServeOptions, route
 
 TOKEN = "s3cret-token"
 
@@ -137,13 +137,13 @@ async def test_initialize_negotiates_the_encoding_and_advertises_what_is_routed(
         )
         caps = result["capabilities"]
         assert caps["positionEncoding"] == "utf-32"
-        assert "textDocumentSync" not in caps  # no textDocument/* handler is routed
-        assert caps["experimental"]["symphony"]["methods"] == [
-            "symphony/info",
-            "symphony/ping",
-            "symphony/subscribe",
-            "symphony/unsubscribe",
-        ]
+        # The daemon's table routes didOpen/didChange (incremental)/didClose/didSave.
+        assert caps["textDocumentSync"]["openClose"] is True
+        assert caps["textDocumentSync"]["change"] == 2
+        # Every routed symphony/* method is listed, and nothing that is not routed.
+        routed = sorted(method for method in TEST_ROUTES if method.startswith("symphony/"))
+        assert caps["experimental"]["symphony"]["methods"] == routed
+        assert "symphony/buffer/edit" in routed
         assert result["serverInfo"]["name"] == "symphony"
         info = await c.result("symphony/info")
         assert info["positionEncoding"] == "utf-32"
@@ -155,7 +155,13 @@ async def test_text_sync_is_advertised_once_its_handlers_are_routed() -> None:
         NotificationSpec(f"textDocument/{name}", GateParams, "")
         for name in ("didOpen", "didChange", "didClose")
     ]
-    routes = TEST_ROUTES.with_routes(*(route(spec, text_sync) for spec in sync_specs))
+    without_sync = RouteTable(
+        [r for r in TEST_ROUTES.values() if not r.method.startswith("textDocument/")]
+    )
+    async with connect(Daemon(ServeOptions(), routes=without_sync)) as c:
+        caps = (await c.initialize())["capabilities"]
+        assert "textDocumentSync" not in caps  # nothing routed, nothing advertised
+    routes = without_sync.with_routes(*(route(spec, text_sync) for spec in sync_specs))
     async with connect(Daemon(ServeOptions(), routes=routes)) as c:
         caps = (await c.initialize())["capabilities"]
         assert caps["textDocumentSync"] == {"openClose": True, "change": 2}

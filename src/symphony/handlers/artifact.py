@@ -118,7 +118,6 @@ from symphony.pit.service import (
     VersionsParams,
     VersionsResult,
 )
-from symphony.pit.stale import StaleManager
 from symphony.protocol import Codec, InternalError, InvalidParams, RequestSpec, RpcError
 from symphony.protocol._exceptions import (
     ArtifactNotFound,
@@ -130,6 +129,7 @@ from symphony.protocol._exceptions import (
 from symphony.server import RequestContext, get_logger, to_thread
 
 if TYPE_CHECKING:
+    from symphony.pit.stale import StaleManager
     from symphony.server import Daemon, Event, Subscription
 
 __all__ = [
@@ -537,6 +537,8 @@ class PitRuntime:
             daemon.services.provide(ArtifactService, service)
             self._owned = True
             self.log.info("pit store opened", path=str(path), encrypted=store.encrypted)
+        from symphony.pit.stale import StaleManager
+
         self._stale = StaleManager(service.store)
         self._service = service
         try:

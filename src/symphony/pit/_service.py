@@ -25,16 +25,18 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from symphony.pit._exceptions import InvalidArgument, NotFound
-from symphony.pit._fsck import fsck
 from symphony.pit._model import AUTO, ArtifactInfo
-from symphony.pit._stale import DEFAULT_GRACE, RetentionPolicy, StaleManager, TierPolicy
-from symphony.pit._store import ArtifactStore, Upload
+
+if TYPE_CHECKING:
+    # The store, the stale manager and fsck load only when a service method needs them: the
+    # daemon builds its route table from the models below at start-up, and an editor waits.
+    from symphony.pit._store import ArtifactStore, Upload
 
 __all__ = [
     "MAX_MESSAGE",
@@ -76,6 +78,9 @@ class _Model(BaseModel):
         frozen=True,
         ser_json_bytes="base64",
         val_json_bytes="base64",
+        # Schemas are built on first use: the daemon defines these at start-up (route table),
+        # most sessions never send a Pit request.
+        defer_build=True,
     )
 
 
@@ -436,6 +441,8 @@ class ArtifactService:
     # -- maintenance -----------------------------------------------------------------------
 
     def gc(self, params: GcParams) -> GcResult:
+        from symphony.pit._stale import DEFAULT_GRACE, RetentionPolicy, StaleManager, TierPolicy
+
         retention = RetentionPolicy(**params.retention.model_dump()) if params.retention else None
         manager = StaleManager(
             self.store,
@@ -450,4 +457,6 @@ class ArtifactService:
         return GcResult(report=report.to_json())
 
     def fsck(self, params: FsckParams) -> FsckResult:
+        from symphony.pit._fsck import fsck
+
         return FsckResult.model_validate(fsck(self.store, verify=params.verify).to_json())
