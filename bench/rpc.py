@@ -29,8 +29,10 @@ socket rows, ``symphony serve --unix``.
    sockets and each read is timestamped before its bytes are decoded.
 
 Acceptance (issue 3): p50 round trip at most 4x Neovim's; pipelined throughput at least 1/6 of
-Neovim's; cold initialize within 400 ms; attach within 100 ms; fan-out p99 under 10 ms. Rows
-judged against them print PASS or FAIL, and the exit status is 1 if any failed. Until the
+Neovim's (judged for edits and for pings: the issue's Neovim figure, ~250k req/s, is a trivial
+request's); cold initialize within 400 ms (median of the spawns); attach within 100 ms; fan-out
+p99 under 10 ms. Rows judged against them print PASS or FAIL, and the exit status is 1 if any
+failed. Until the
 daemon serves ``symphony/buffer/edit``, the edit rows are replaced by the ping rows, labelled
 so, and the fan-out row is skipped with a note.
 """
@@ -290,7 +292,8 @@ class Server:
         self._reader.start()
 
     def channel(self, decoder: LspDecoder | MsgpackDecoder) -> Channel:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         return Channel(self.proc.stdout.fileno(), self.proc.stdin.fileno(), decoder)
 
     def _read_stderr(self) -> None:
@@ -666,29 +669,49 @@ def run_spawns(setup: Setup, args: argparse.Namespace, results: Results) -> dict
             finally:
                 server.stop()
 
-        attach_help = subprocess.run(
-            [setup.symphony, "attach", "--help"], capture_output=True, env=setup.env, check=False
-        )
-        if attach_help.returncode != 0:
-            results.notes.append("`symphony attach` is not available: attach row skipped")
+        attach = attach_command(setup, results)
+        if attach is None:
             out["attach"] = None
             return out
         daemon = setup.serve("--unix", stdio=False)
         try:
             daemon.wait_ready()
             for _ in range(args.spawns):
-                attach = Server(
-                    [setup.symphony, "attach", "--workspace", str(setup.workspace), "--no-start"],
+                bridge = Server(
+                    [*attach, "--workspace", str(setup.workspace), "--no-start"],
                     setup.env,
                     stdio=True,
                 )
                 try:
-                    out["attach"].append(first_lsp_answer(attach))
+                    out["attach"].append(first_lsp_answer(bridge))
                 finally:
-                    attach.stop()
+                    bridge.stop()
         finally:
             daemon.stop()
     return out
+
+
+def attach_command(setup: Setup, results: Results) -> list[str] | None:
+    """``symphony attach``; until the client commands are registered in the ``symphony``
+    entry point, the same command through their module (noted in the output); None if
+    neither exists."""
+    for command, note in (
+        ([setup.symphony, "attach"], None),
+        (
+            [sys.executable, "-m", "symphony.clients._cli_client", "attach"],
+            "`symphony attach` is not registered yet: the attach row runs "
+            "`python -m symphony.clients._cli_client attach`",
+        ),
+    ):
+        probe = subprocess.run(
+            [*command, "--help"], capture_output=True, env=setup.env, check=False
+        )
+        if probe.returncode == 0:
+            if note:
+                results.notes.append(note)
+            return command
+    results.notes.append("`symphony attach` is not available: attach row skipped")
+    return None
 
 
 def run_fanout(setup: Setup, args: argparse.Namespace, results: Results) -> dict[str, Any]:
@@ -804,7 +827,8 @@ def build_rows(
             percentile(unix[key], 0.5),
         )
         if judged:
-            assert p50.nvim is not None and p50.stdio is not None
+            assert p50.nvim is not None
+            assert p50.stdio is not None
             p50.target = "≤ 4x Neovim"
             p50.verdict = judge(p50.stdio <= 4 * p50.nvim)
         rows.append(p50)
@@ -821,7 +845,8 @@ def build_rows(
     def rate_row(key: str, label: str, judged: bool) -> None:
         row = Row(label, "req/s", nvim[key].rate, stdio[key].rate, unix[key].rate)
         if judged:
-            assert row.nvim is not None and row.stdio is not None
+            assert row.nvim is not None
+            assert row.stdio is not None
             row.target = "≥ 1/6 Neovim"
             row.verdict = judge(row.stdio * 6 >= row.nvim)
         rows.append(row)
@@ -838,7 +863,8 @@ def build_rows(
         latency_rows("edit", "round trip, 1-char edit", judged=True)
         latency_rows("trivial", "round trip, ping / get_current_buf", judged=False)
         rate_row("pipe_edit", f"pipelined 1-char edits, {WINDOW} in flight", judged=True)
-        rate_row("pipe_trivial", f"pipelined pings, {WINDOW} in flight", judged=False)
+        # Judged too: the issue's Neovim figure (~250k req/s) is that of a trivial request.
+        rate_row("pipe_trivial", f"pipelined pings, {WINDOW} in flight", judged=True)
     else:
         results.notes.append(
             "the daemon does not serve symphony/buffer/edit yet: round trip and throughput are "
