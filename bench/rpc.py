@@ -692,26 +692,13 @@ def run_spawns(setup: Setup, args: argparse.Namespace, results: Results) -> dict
 
 
 def attach_command(setup: Setup, results: Results) -> list[str] | None:
-    """``symphony attach``; until the client commands are registered in the ``symphony``
-    entry point, the same command through their module (noted in the output); None if
-    neither exists."""
-    for command, note in (
-        ([setup.symphony, "attach"], None),
-        (
-            [sys.executable, "-m", "symphony.clients._cli_client", "attach"],
-            "`symphony attach` is not registered yet: the attach row runs "
-            "`python -m symphony.clients._cli_client attach`",
-        ),
-    ):
-        probe = subprocess.run(
-            [*command, "--help"], capture_output=True, env=setup.env, check=False
-        )
-        if probe.returncode == 0:
-            if note:
-                results.notes.append(note)
-            return command
-    results.notes.append("`symphony attach` is not available: attach row skipped")
-    return None
+    """``symphony attach``, or None (with a note) if this ``symphony`` has no such command."""
+    command = [setup.symphony, "attach"]
+    probe = subprocess.run([*command, "--help"], capture_output=True, env=setup.env, check=False)
+    if probe.returncode != 0:
+        results.notes.append("`symphony attach` is not available: attach row skipped")
+        return None
+    return command
 
 
 def run_fanout(setup: Setup, args: argparse.Namespace, results: Results) -> dict[str, Any]:

@@ -30,8 +30,6 @@ from typing import Any
 import msgpack
 import pytest
 
-from symphony.clients import _cli
-
 #: Generous: CI machines run several suites at once, and Neovim starts a daemon of its own.
 TIMEOUT = 30.0
 
@@ -41,12 +39,8 @@ LUA_MODULE = Path(__file__).with_name("symphony_lsp.lua")
 #: The console script installed beside this interpreter: what a user's editor config names.
 SYMPHONY = str(Path(sys.executable).with_name("symphony"))
 
-#: ``symphony attach`` through the real entry point once the client commands are registered
-#: there; until then through the same ``register`` via that module's own ``main``.
-if "symphony.clients._cli_client" in _cli._COMMAND_MODULES:
-    ATTACH = [SYMPHONY, "attach"]
-else:
-    ATTACH = [sys.executable, "-m", "symphony.clients._cli_client", "attach"]
+#: What an editor config names to reach the workspace's daemon.
+ATTACH = [SYMPHONY, "attach"]
 
 
 def nvim_executable() -> str:
