@@ -70,6 +70,8 @@ SEQUENTIAL = 5_000
 PIPELINED = 50_000
 WINDOW = 1_000
 SPAWNS = 5
+#: Turns the servers take in each round-trip measure (see ``run_round_trips``).
+ROUNDS = 5
 SUBSCRIBERS = 10
 FANOUT_EDITS = 300
 #: Seconds any one phase may take before the bench gives up on a server that stopped answering.
@@ -543,100 +545,151 @@ def symphony_text(peer: LspPeer, uri: str) -> str:
     return peer.call("symphony/buffer/getText", {"uri": uri})["text"]  # type: ignore[no-any-return]
 
 
+@dataclass
+class Contender:
+    """One server in the round-trip runs, with every request it will be sent, by measure."""
+
+    name: str
+    server: Server
+    channel: Channel
+    ok: Callable[[Any], bool]
+    new_decoder: Callable[[], LspDecoder | MsgpackDecoder]
+    frames: dict[str, list[bytes]]
+    final_text: Callable[[], str]
+    finish: Callable[[], None]
+
+
+def chunks(frames: list[bytes], rounds: int) -> list[list[bytes]]:
+    size = -(-len(frames) // rounds)
+    return [frames[i : i + size] for i in range(0, len(frames), size)]
+
+
+def start_nvim(setup: Setup, lines: list[str], seq: Any, pipe: Any) -> Contender:
+    server = setup.nvim_server()
+    peer = NvimPeer(server.channel(MsgpackDecoder()))
+    peer.call("nvim_buf_set_lines", 0, 0, -1, True, lines)
+    base = 1_000_000
+    frames = {
+        "trivial": nvim_trivial_frames(len(seq), base),
+        "edit": nvim_edit_frames(seq, 2 * base),
+        "pipe_edit": nvim_edit_frames(pipe, 3 * base),
+        "pipe_trivial": nvim_trivial_frames(len(pipe), 4 * base),
+    }
+    return Contender(
+        "nvim",
+        server,
+        peer.channel,
+        check_nvim_reply,
+        MsgpackDecoder,
+        frames,
+        lambda: "\n".join(peer.call("nvim_buf_get_lines", 0, 0, -1, True)),
+        lambda: None,
+    )
+
+
+def start_symphony(
+    setup: Setup, transport: str, text: str, seq: Any, pipe: Any, has_edit: bool
+) -> Contender:
+    if transport == "stdio":
+        server = setup.serve("--stdio", stdio=True)
+        channel = server.channel(LspDecoder())
+    else:
+        socket_path = str(setup.runtime_dir / "bench.sock")
+        server = setup.serve("--unix", socket_path, stdio=False)
+        server.wait_ready()
+        channel = Channel.unix(socket_path)
+    lsp = LspPeer(channel)
+    lsp.initialize()
+    base = 1_000_000
+    frames = {
+        "trivial": symphony_trivial_frames(len(seq), base),
+        "pipe_trivial": symphony_trivial_frames(len(pipe), 4 * base),
+    }
+    uri = ""
+    if has_edit:
+        uri, revision = open_symphony_buffer(lsp, text)
+        frames["edit"] = symphony_edit_frames(uri, seq, 2 * base, revision)
+        frames["pipe_edit"] = symphony_edit_frames(uri, pipe, 3 * base, revision + len(seq))
+    return Contender(
+        transport,
+        server,
+        channel,
+        check_lsp_reply,
+        LspDecoder,
+        frames,
+        lambda: symphony_text(lsp, uri),
+        lsp.shutdown,
+    )
+
+
 def run_round_trips(
     setup: Setup, args: argparse.Namespace, results: Results, has_edit: bool
 ) -> dict[str, Any]:
-    """Sequential and pipelined runs against Neovim, Symphony on stdio and on its Unix socket."""
+    """Sequential and pipelined runs against Neovim, Symphony on stdio and on its Unix socket.
+
+    The three servers run side by side and take turns: each measure is cut into ``rounds``
+    chunks, and every round gives each server one chunk (in a rotating order), so load on the
+    machine from anything else falls on all three alike."""
     rng = random.Random(SEED)
     lines = make_lines(args.lines, rng)
-    text = "\n".join(lines)
-    seq_positions = edit_positions(lines, args.sequential, rng)
-    pipe_positions = edit_positions(lines, args.pipelined, rng)
-    out: dict[str, Any] = {}
-
-    # Neovim.
-    nvim = setup.nvim_server()
+    seq = edit_positions(lines, args.sequential, rng)
+    pipe = edit_positions(lines, args.pipelined, rng)
+    contenders: list[Contender] = []
     try:
-        peer = NvimPeer(nvim.channel(MsgpackDecoder()))
-        with deadline(PHASE_TIMEOUT, "Neovim round trips"):
-            peer.call("nvim_buf_set_lines", 0, 0, -1, True, lines)
-            base_id = 1_000_000
-            trivial = sequential(
-                peer.channel, nvim_trivial_frames(args.sequential, base_id), check_nvim_reply
+        with deadline(PHASE_TIMEOUT, "starting the servers"):
+            contenders.append(start_nvim(setup, lines, seq, pipe))
+            for transport in ("stdio", "unix"):
+                contenders.append(
+                    start_symphony(setup, transport, "\n".join(lines), seq, pipe, has_edit)
+                )
+        measures = ["trivial", "pipe_trivial"]
+        if has_edit:
+            measures += ["edit", "pipe_edit"]
+        out: dict[str, dict[str, Any]] = {c.name: {} for c in contenders}
+        for measure in measures:
+            split = {c.name: chunks(c.frames[measure], args.rounds) for c in contenders}
+            for round_ in range(args.rounds):
+                turn = contenders[round_ % 3 :] + contenders[: round_ % 3]
+                for c in turn:
+                    frames = split[c.name][round_]
+                    with deadline(PHASE_TIMEOUT, f"{c.name}: {measure}"):
+                        if measure.startswith("pipe"):
+                            run = pipelined(c.channel, frames, c.ok, c.new_decoder)
+                            out[c.name][measure] = merge(out[c.name].get(measure), run)
+                        else:
+                            times = sequential(c.channel, frames, c.ok)
+                            out[c.name].setdefault(measure, []).extend(times)
+        if has_edit:
+            with deadline(PHASE_TIMEOUT, "reading the final texts"):
+                texts = {c.name: c.final_text() for c in contenders}
+            if len(set(texts.values())) != 1:
+                raise RuntimeError("Neovim and Symphony applied the same edits; texts differ")
+            results.notes.append(
+                "after the edits Neovim's and both Symphony daemons' buffers hold the same text"
             )
-            edits = sequential(
-                peer.channel, nvim_edit_frames(seq_positions, 2 * base_id), check_nvim_reply
-            )
-            pipe_edits = pipelined(
-                peer.channel,
-                nvim_edit_frames(pipe_positions, 3 * base_id),
-                check_nvim_reply,
-                MsgpackDecoder,
-            )
-            pipe_trivial = pipelined(
-                peer.channel,
-                nvim_trivial_frames(args.pipelined, 4 * base_id),
-                check_nvim_reply,
-                MsgpackDecoder,
-            )
-            nvim_final = "\n".join(peer.call("nvim_buf_get_lines", 0, 0, -1, True))
-        out["nvim"] = {
-            "trivial": trivial,
-            "edit": edits,
-            "pipe_edit": pipe_edits,
-            "pipe_trivial": pipe_trivial,
-        }
+        for c in contenders[1:]:
+            with deadline(30, f"{c.name}: shutdown"):
+                c.finish()
+        return out
+    except Exception:
+        for c in contenders[1:]:
+            print(f"symphony ({c.name}) stderr:\n{c.server.tail()}", file=sys.stderr)
+        raise
     finally:
-        nvim.stop()
+        for c in contenders:
+            c.channel.close()
+            c.server.stop()
 
-    # Symphony, stdio then Unix socket.
-    for transport in ("stdio", "unix"):
-        if transport == "stdio":
-            server = setup.serve("--stdio", stdio=True)
-            channel = server.channel(LspDecoder())
-        else:
-            socket_path = str(setup.runtime_dir / "bench.sock")
-            server = setup.serve("--unix", socket_path, stdio=False)
-            server.wait_ready()
-            channel = Channel.unix(socket_path)
-        try:
-            lsp = LspPeer(channel)
-            with deadline(PHASE_TIMEOUT, f"Symphony ({transport}) round trips"):
-                lsp.initialize()
-                base_id = 1_000_000
-                trivial = sequential(
-                    channel, symphony_trivial_frames(args.sequential, base_id), check_lsp_reply
-                )
-                pipe_trivial = pipelined(
-                    channel,
-                    symphony_trivial_frames(args.pipelined, 4 * base_id),
-                    check_lsp_reply,
-                    LspDecoder,
-                )
-                entry: dict[str, Any] = {"trivial": trivial, "pipe_trivial": pipe_trivial}
-                if has_edit:
-                    uri, revision = open_symphony_buffer(lsp, text)
-                    frames = symphony_edit_frames(uri, seq_positions, 2 * base_id, revision)
-                    entry["edit"] = sequential(channel, frames, check_lsp_reply)
-                    revision += len(frames)
-                    frames = symphony_edit_frames(uri, pipe_positions, 3 * base_id, revision)
-                    entry["pipe_edit"] = pipelined(channel, frames, check_lsp_reply, LspDecoder)
-                    final = symphony_text(lsp, uri)
-                    if final != nvim_final:
-                        raise RuntimeError(
-                            f"Symphony ({transport}) and Neovim applied the same edits but "
-                            "their texts differ"
-                        )
-                    entry["same_text"] = True
-                lsp.shutdown()
-            out[transport] = entry
-        except Exception:
-            print(f"symphony ({transport}) stderr:\n{server.tail()}", file=sys.stderr)
-            raise
-        finally:
-            channel.close()
-            server.stop()
-    return out
+
+def merge(total: Throughput | None, run: Throughput) -> Throughput:
+    if total is None:
+        return run
+    return Throughput(
+        total.requests + run.requests,
+        total.seconds + run.seconds,
+        total.failed + run.failed,
+        total.decode_seconds + run.decode_seconds,
+    )
 
 
 def first_lsp_answer(server: Server) -> float:
@@ -992,6 +1045,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.sequential = 500 if args.quick else SEQUENTIAL
     args.pipelined = 5_000 if args.quick else PIPELINED
     args.spawns = 2 if args.quick else SPAWNS
+    args.rounds = ROUNDS
     args.subscribers = SUBSCRIBERS
     args.fanout_edits = 50 if args.quick else FANOUT_EDITS
 
