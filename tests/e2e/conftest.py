@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,8 +35,6 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def nvim(tmp_path: Path, workspace: Path, runtime_dir: Path) -> Iterator[Nvim]:
     """Neovim, embedded and headless, in the workspace; killed after the test if still running."""
-    import os
-
     process = Nvim(cwd=workspace, home=tmp_path / "nvim-home", env=dict(os.environ))
     yield process
     process.kill()
