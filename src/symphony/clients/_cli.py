@@ -26,15 +26,15 @@ _COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every room's subcommands."""
+def build_parser(modules: tuple[str, ...] = _COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The argument parser, with the subcommands of ``modules`` (by default every room's)."""
     parser = argparse.ArgumentParser(
         prog="symphony",
         description="Symphony: the backend daemon of an AI-first development environment.",
     )
     parser.add_argument("--version", action="version", version=f"symphony {symphony.__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from symphony.clients._attach import main as attach_main
 
         return attach_main(arguments[1:])
-    parser = build_parser()
+    # `symphony serve --stdio` is what an editor spawns: its parser alone, not every room's
+    # (each registered module costs imports and ~3 ms of argparse).
+    only_serve = arguments[:1] == ["serve"]
+    parser = build_parser(("symphony.clients._cli_serve",) if only_serve else _COMMAND_MODULES)
     args = parser.parse_args(arguments)
     func = getattr(args, "func", None)
     if func is None:
