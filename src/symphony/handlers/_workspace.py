@@ -315,7 +315,7 @@ def _common_prefix(a: str, b: str) -> int:
 
 @dataclass(slots=True)
 class _Sent:
-    """The last ``applyEdit`` sent to an editor, until its echo arrives or the editor moves on.
+    """The last ``applyEdit`` sent to an editor, until its echo arrives or it is dropped.
 
     ``window`` goes from the editor's text when it was sent (still its ``shadow``) to ``rope``,
     the buffer's text then, which the editor has once it applied the edit; ``since`` from
@@ -341,7 +341,10 @@ class EditorView:
         - ``window`` is None when ``shadow`` has the buffer's text; otherwise it is a
           ``_Window`` from ``shadow`` to the buffer's text;
         - ``sent``, when set, was computed from the current ``shadow`` (any change of the
-          editor's clears it or is its echo);
+          editor's clears it or is its echo; so does an answer other than ``applied: true``);
+        - ``echo_due`` (never when ``versioned``) from sending an ``applyEdit`` until its
+          echo is in ``shadow``: seen as such, or the window closed, or a ``didChange`` came
+          after the editor said it applied it (``replied``), or it was not applied.
         - ``outstanding`` while an ``applyEdit`` to the editor awaits its answer (at most one).
     """
 
@@ -356,6 +359,8 @@ class EditorView:
     sent: _Sent | None = None
     outstanding: bool = False
     sent_version: int | None = None
+    echo_due: bool = False
+    replied: bool = False
     closed: bool = False
 
     @property
@@ -363,6 +368,37 @@ class EditorView:
         """Whether the editor has the buffer's text and nothing of ours is on its way to it
         (then its positions are the buffer's)."""
         return self.window is None and self.sent is None
+
+    @property
+    def may_send(self) -> bool:
+        """Whether another ``applyEdit`` may go now: the editor lacks changes, none is in
+        flight, it reported a new version since the last one, and (editors that apply
+        unversioned edits whatever their text) the echo of the last one was seen or the edit
+        was refused: sent again before that, the same text would land twice."""
+        return (
+            self.window is not None
+            and self.applies_edits
+            and not self.outstanding
+            and not self.closed
+            and self.sent_version != self.version
+            and not self.echo_due
+        )
+
+    def answered(self, applied: bool) -> None:
+        """The editor answered the ``applyEdit`` in flight (``applied``), or never will
+        (False): one it did not apply has no echo coming."""
+        self.outstanding = False
+        if not applied:
+            self.sent, self.echo_due = None, False
+        elif self.echo_due:
+            self.replied = True
+
+    def notified(self) -> None:
+        """A ``didChange`` notification was taken in. An editor that applies our edits
+        before it answers reports its changes in order, so one that comes after its
+        ``applied: true`` holds the echo; and once the window is closed none can be due."""
+        if self.replied or self.window is None:
+            self.echo_due = self.replied = False
 
     def remote(self, record: ChangeRecord) -> None:
         """The buffer moved on by a change the editor did not make."""
@@ -391,8 +427,20 @@ class EditorView:
             self.shadow, self.window = sent.rope, sent.since
             if sent.since is None:
                 self.shadow = b
+            self.echo_due = self.replied = False
             return None
-        # (Otherwise the editor moved on without it: a versioned editor rejects it.)
+        # Otherwise the editor moved on without it: a versioned editor rejects it; one that
+        # takes unversioned edits applies it to its new text, and its echo, still to come
+        # (perhaps as several changes, e.g. Neovim's at the end of a buffer), is absorbed as
+        # the editor typing what the buffer has (``echo_due`` holds the next edit back).
+        return self._own_change(buffer, start, end, text, after, origin)
+
+    def _own_change(
+        self, buffer: Buffer, start: int, end: int, text: str, after: Rope, origin: object
+    ) -> ChangeRecord | None:
+        """``editor_change`` for a change that is not the echo of an edit we sent."""
+        x, b = self.shadow, buffer.rope
+        delta = len(text) - (end - start)
         window = None if self.window is None else _trim(x, b, self.window)
         if window is None:  # in sync: the editor's offsets are the buffer's
             record = buffer.apply([TextEdit(start, end, text)], origin=origin)
@@ -451,6 +499,7 @@ class EditorView:
             self.shadow = buffer.rope
             return None
         self.sent = _Sent(window, buffer.rope)
+        self.echo_due, self.replied = not self.versioned, False
         return window.lo, window.x_hi, buffer.rope.slice(window.lo, window.b_hi)
 
 
@@ -1062,6 +1111,7 @@ class Workspace:
                 continue
             if record is not None:
                 self._changed(doc, record, origin, source=view)
+        view.notified()
         self._sync_editor(doc, view)
 
     def editor_closed(self, connection: Connection, uri: str) -> None:
@@ -1088,15 +1138,7 @@ class Workspace:
     def _sync_editor(self, doc: Document, view: EditorView) -> None:
         """Send ``applyEdit`` if the editor lacks changes, can take them, and none is in flight
         or it reported a new version since the last one (see the module docstring)."""
-        if (
-            view.window is None
-            or not view.applies_edits
-            or view.outstanding
-            or view.closed
-            or view.sent_version == view.version
-            or self._tg is None
-            or self._stopping
-        ):
+        if not view.may_send or self._tg is None or self._stopping:
             return
         view.outstanding = True
         task = self._tg.create_task(self._apply_edit(doc, view))
@@ -1104,6 +1146,7 @@ class Workspace:
         task.add_done_callback(self._requests.discard)
 
     async def _apply_edit(self, doc: Document, view: EditorView) -> None:
+        applied = False
         try:
             if view.closed or doc.closed:
                 return
@@ -1138,12 +1181,13 @@ class Workspace:
                     WORKSPACE_APPLY_EDIT,
                     ApplyWorkspaceEditParams(label="symphony", edit=workspace_edit),
                 )
-            if not (isinstance(reply, dict) and reply.get("applied")):
+            applied = isinstance(reply, dict) and reply.get("applied") is True
+            if not applied:
                 self.log.info("editor did not apply an edit", uri=view.uri, reply=reply)
         except (RpcError, TransportClosed, TimeoutError) as exc:
             self.log.info("applyEdit failed", uri=view.uri, error=repr(exc))
         finally:
-            view.outstanding = False
+            view.answered(applied)
             if not doc.closed:
                 self._sync_editor(doc, view)
 
