@@ -5,24 +5,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from handlers_helpers import DaemonProcess, RawClient, daemon_process
-
-
-@dataclass
-class Daemon:
-    process: DaemonProcess
-    workspace: Path
-    addresses: dict[str, str]
-    token: str
-
-    def unix(self, **initialize: object) -> RawClient:
-        client = RawClient.unix(self.addresses["unix"])
-        client.initialize(**initialize)
-        return client
+from handlers_helpers import Daemon, daemon_process
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,18 @@ def edit_at(text: str, low: int, high: int, new: str, encoding: str) -> dict[str
         },
         "text": new,
     }
+
+
+@dataclass
+class Daemon:
+    """A running daemon of the module-scoped ``daemon`` fixture (conftest.py)."""
+
+    process: DaemonProcess
+    workspace: Path
+    addresses: dict[str, str]
+    token: str
+
+    def unix(self, **initialize: object) -> RawClient:
+        client = RawClient.unix(self.addresses["unix"])
+        client.initialize(**initialize)
+        return client

@@ -5,9 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from handlers_helpers import apply_changes, edit_at
-
-from conftest import Daemon
+from handlers_helpers import Daemon, apply_changes, edit_at
 
 _names = itertools.count()
 

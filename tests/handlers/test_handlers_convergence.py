@@ -9,9 +9,8 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-from handlers_helpers import apply_changes, edit_at
+from handlers_helpers import Daemon, apply_changes, edit_at
 
-from conftest import Daemon
 from symphony.clients._client import SymphonyClient
 from symphony.protocol import Notification, RevisionConflict
 

@@ -7,9 +7,7 @@ import itertools
 import os
 from pathlib import Path
 
-from handlers_helpers import RawClient
-
-from conftest import Daemon
+from handlers_helpers import Daemon, RawClient
 
 _names = itertools.count()
 

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest_lsp
-from handlers_helpers import RawClient, edit_at, offset_to_position, position_to_offset
+from handlers_helpers import Daemon, RawClient, edit_at, offset_to_position, position_to_offset
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
-
-from conftest import Daemon
 
 _names = itertools.count()
 APPLY_EDIT = {"workspace": {"applyEdit": True, "workspaceEdit": {"documentChanges": True}}}
